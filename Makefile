@@ -1,0 +1,53 @@
+# vlm_nb: the README's two commands are `make reproduce` and `make test`; both set up .venv on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vlm_nb-installed
+STUDY ?= example
+PROFILE ?= tiny
+
+# No model or dataset hub is reachable here: fail a hub lookup at once instead of retrying for ~45 s.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install reproduce test check-sync nbtest pytest lab bench export readme
+
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name vlm_nb --display-name "Python 3 (vlm_nb)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: run a study on the embedded tiny default (executed notebooks under runs/, figures under figures/)
+reproduce: install
+	$(BIN)/vlm_nb reproduce --study $(STUDY) --profile $(PROFILE)
+
+## The tests: notebooks clean and library in sync, notebook tests, then integration tests
+test: install check-sync nbtest pytest
+
+check-sync: install
+	@PATH="$(abspath $(BIN)):$$PATH" bash .ci/check_sync.sh
+
+nbtest: install
+	MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2
+
+pytest: install
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q
+
+## Developer helpers
+export: install
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(MAKE) readme
+
+readme: install
+	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=. --MultiKernelManager.default_kernel_name=vlm_nb
+
+bench: install
+	MPLBACKEND=Agg $(BIN)/python bench/run.py
