@@ -37,7 +37,7 @@ nbtest: install
 	MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2
 
 pytest: install
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q
 
 ## Developer helpers
 export: install

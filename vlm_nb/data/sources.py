@@ -12,8 +12,13 @@ from ..records import RecordError, write_jsonl, load_jsonl
 from .schema import SampleError, SkipReport, validate_sample
 
 # %% auto #0
-__all__ = ['SOURCES', 'SOURCE_HOMES', 'SourceError', 'ConvertContext', 'SourceSpec', 'source', 'get_source', 'with_prefix',
-           'iter_source', 'convert_source', 'merge_jsonl', 'DownloadError', 'download']
+__all__ = ['SOURCES', 'SOURCE_HOMES', 'SCREENQA_LAYOUTS', 'NO_ANSWER', 'CHARTQA_SPLITS', 'CHARTQA_SUBSETS', 'INFOVQA_FILES',
+           'VQAV2_SUBSETS', 'VQAV2_TYPES', 'MMBENCH_FILES', 'MMBENCH_LETTERS', 'MMMU_MAX_IMAGES', 'OCR_QUESTION',
+           'SourceError', 'ConvertContext', 'SourceSpec', 'source', 'get_source', 'with_prefix', 'iter_source',
+           'convert_source', 'merge_jsonl', 'DownloadError', 'download', 'need_split', 'load_json', 'json_records',
+           'first_existing', 'field_of', 'str_list', 'is_number', 'image_ext', 'save_image', 'image_struct_bytes',
+           'parquet_rows', 'screenqa', 'chartqa', 'infographicvqa', 'textvqa', 'vqav2', 'mmbench_file', 'mmbench',
+           'parse_list_literal', 'mmmu', 'ocr_lines']
 
 # %% ../../nbs/11_data.sources.ipynb #56a4ab4b
 class SourceError(RecordError):
@@ -129,3 +134,418 @@ def download(name:str, dest, revision:str|None=None) -> Path:
     except Exception as e:
         raise DownloadError(f"{name}: download of {spec.hub_id} failed ({type(e).__name__}); "
                             f"copy the dataset files into {dest} and convert them from there") from None
+
+# %% ../../nbs/11_data.sources.ipynb #76f1e6b3
+import ast, base64, binascii, csv, json, re
+from ..records import atomic_write_bytes
+
+# %% ../../nbs/11_data.sources.ipynb #247a6a28
+def need_split(name:str, split:str) -> str:
+    "`split` if source `name` declares it, else a `SourceError` listing the declared splits"
+    known = SOURCES[name].splits
+    if split not in known:
+        from vlm_nb.config import suggest
+        raise SourceError(f"{name}: unknown split {split!r}{suggest(split, known)}; splits: {', '.join(known)}")
+    return split
+
+def load_json(path) -> object:
+    "Parse a published JSON file; a missing or malformed file raises `SourceError` naming it"
+    path = Path(path)
+    if not path.is_file(): raise SourceError(f"{path}: file not found")
+    try: return json.loads(path.read_bytes())
+    except json.JSONDecodeError as e: raise SourceError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
+    except UnicodeDecodeError as e: raise SourceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+def json_records(path, key:str|None=None) -> list:
+    "The record list of a JSON file: its top-level array, or the array under `key` of its top-level object"
+    obj, path = load_json(path), Path(path)
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            raise SourceError(f"{path}: expected a JSON object with a {key!r} list, got {type(obj).__name__}"
+                              + (f" with keys {sorted(obj)[:8]}" if isinstance(obj, dict) else ''))
+        obj = obj[key]
+    if not isinstance(obj, list): raise SourceError(f"{path}: expected a JSON array of records{f' under {key!r}' if key else ''}, got {type(obj).__name__}")
+    return obj
+
+def first_existing(folder:Path, names:Iterable, what:str) -> Path:
+    "The first of `names` that exists in `folder`, else a `SourceError` listing them"
+    names = list(names)
+    for n in names:
+        if (folder/n).is_file(): return folder/n
+    raise SourceError(f"{folder}: no {what} found; expected one of: {', '.join(names)}")
+
+# %% ../../nbs/11_data.sources.ipynb #fc92cb01
+_TYPE_NAMES = {str: 'str', int: 'int', float: 'float', list: 'list', dict: 'object', bool: 'bool'}
+
+def field_of(r, key:str, typ:type=str, optional:bool=False):
+    "`r[key]` checked to be a `typ`; absent or null → `KeyError` (reported as a missing field), or None when `optional`"
+    if not isinstance(r, dict): raise SourceError(f"expected an object, got {type(r).__name__} {str(r)[:60]!r}")
+    if r.get(key) is None:  # absent, or null (parquet, TSV short rows)
+        if optional: return None
+        raise KeyError(key)
+    v = r[key]
+    if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+        raise SourceError(f"field {key!r}: expected {_TYPE_NAMES.get(typ, typ.__name__)}, got {type(v).__name__} {str(v)[:60]!r}")
+    return v
+
+def str_list(r, key:str, optional:bool=False) -> list|None:
+    "`r[key]` checked to be a list of str"
+    v = field_of(r, key, list, optional)
+    if v is not None and not all(isinstance(x, str) for x in v):
+        raise SourceError(f"field {key!r}: expected a list of str, got {str(v)[:80]!r}")
+    return v
+
+_NUMBER = re.compile(r'[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?')
+def is_number(s:str) -> bool:
+    "Whether `s` is written as one plain number (`14`, `0.57`, `-3e2`; not `[4, 9]`, `62%`, `nan`)"
+    return isinstance(s, str) and bool(_NUMBER.fullmatch(s.strip()))
+
+# %% ../../nbs/11_data.sources.ipynb #de9b96e7
+def image_ext(data:bytes) -> str|None:
+    "File extension for image bytes (`png`, `jpg`, `gif`, `bmp`, `webp`, `tif`), None when not an image"
+    if data[:8] == b'\x89PNG\r\n\x1a\n': return 'png'
+    if data[:3] == b'\xff\xd8\xff': return 'jpg'
+    if data[:4] == b'GIF8': return 'gif'
+    if data[:2] == b'BM': return 'bmp'
+    if data[:4] == b'RIFF' and data[8:12] == b'WEBP': return 'webp'
+    if data[:4] in (b'II*\x00', b'MM\x00*'): return 'tif'
+    return None
+
+def save_image(src_dir:Path, rel_stem:str, data:bytes, what:str='image') -> str:
+    "Write image bytes to `src_dir/rel_stem.<ext>` (atomic, skipped when identical); return the relative path"
+    ext = image_ext(data)
+    if ext is None: raise SourceError(f"{what}: {len(data)} bytes that are not a PNG/JPEG/GIF/BMP/WebP/TIFF image (start {data[:8]!r})")
+    rel = f"{rel_stem}.{ext}"; p = Path(src_dir)/rel
+    if not (p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data): atomic_write_bytes(p, data)
+    return rel
+
+def image_struct_bytes(v, key:str) -> bytes:
+    "The bytes of an HF `Image` value as stored in parquet (`{'bytes', 'path'}`)"
+    if not isinstance(v, dict) or 'bytes' not in v:
+        raise SourceError(f"field {key!r}: expected an image {{bytes, path}}, got {type(v).__name__} {str(v)[:60]!r}")
+    if not isinstance(v['bytes'], (bytes, bytearray)) or not v['bytes']:
+        raise SourceError(f"field {key!r}: the image has no bytes (path {v.get('path')!r})")
+    return bytes(v['bytes'])
+
+def parquet_rows(path) -> Iterator[dict]:
+    "Rows of a parquet file as dicts, read in batches"
+    import pyarrow.parquet as pq
+    try: pf = pq.ParquetFile(path)
+    except Exception as e: raise SourceError(f"{path}: not a readable parquet file ({type(e).__name__}: {e})") from None
+    for batch in pf.iter_batches(batch_size=256): yield from batch.to_pylist()
+
+# %% ../../nbs/11_data.sources.ipynb #15acaa4e
+SCREENQA_LAYOUTS = ('short_answers', 'answers_and_bboxes')
+NO_ANSWER = '<no answer>'
+
+def _screenqa_rec(r, i:int, layout:str, split:str, prefix:str) -> dict:
+    iid, q = field_of(r, 'image_id', int), field_of(r, 'question')
+    meta = {'subset': layout, 'image_id': iid}
+    if layout == 'answers_and_bboxes':
+        gt = field_of(r, 'ground_truth', list)
+        answer = [field_of(g, 'full_answer') for g in gt]
+        meta['ui_elements'] = [field_of(g, 'ui_elements', list) for g in gt]
+        for k in ('image_width', 'image_height'):
+            if k in r: meta[k] = field_of(r, k, int)
+        atype = 'text'
+    else:
+        answer = str_list(r, 'ground_truth')
+        atype = 'numeric' if layout == 'complex_qa' and len(answer) == 1 and is_number(answer[0]) else 'span'
+    if not answer: raise SourceError("field 'ground_truth': empty list")
+    meta['no_answer'] = any(NO_ANSWER in a for a in answer)
+    rid = f"screenqa/complex_qa/{i}" if layout == 'complex_qa' else f"screenqa/{split}/{layout}/{i}"
+    return dict(id=rid, dataset='screenqa', split=split, image=with_prefix(prefix, f'combined/{iid}.jpg'),
+                question=q, answer=answer, answer_type=atype, meta=meta)
+
+@source('screenqa', hub_id='rootsautomation/RICO-ScreenQA',
+        splits=('train', 'validation', 'test', 'complex_qa', *(f'{l}/{s}' for l in SCREENQA_LAYOUTS for s in ('train', 'validation', 'test'))))
+def screenqa(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "ScreenQA (short answers, answers with boxes, ComplexQA) from the official JSON arrays; RICO screenshots"
+    need_split('screenqa', split)
+    if split == 'complex_qa': layout, sp, f = 'complex_qa', 'complex_qa', src_dir/'complex_qa'/'data.json'
+    else:
+        layout, sp = split.split('/') if '/' in split else ('short_answers', split)
+        f = src_dir/layout/f'{sp}.json'
+    for i, r in enumerate(json_records(f)):
+        s = ctx.guard(f"{f}: record {i}", _screenqa_rec, r, i, layout, sp, image_prefix)
+        if s: yield s
+
+# %% ../../nbs/11_data.sources.ipynb #8dc10100
+CHARTQA_SPLITS = ('train', 'val', 'test')
+CHARTQA_SUBSETS = ('human', 'augmented')
+
+def _chartqa_rec(r, i:int, split:str, subset:str, prefix:str) -> dict:
+    img, q, label = field_of(r, 'imgname'), field_of(r, 'query'), field_of(r, 'label')
+    return dict(id=f'chartqa/{split}/{subset}/{i}', dataset='chartqa', split=split,
+                image=with_prefix(prefix, f'ChartQA Dataset/{split}/png/{img}'), question=q, answer=label,
+                answer_type='numeric' if is_number(label) else 'text', meta={'subset': subset, 'imgname': img})
+
+@source('chartqa', hub_id='ahmed-masry/ChartQA',
+        splits=(*CHARTQA_SPLITS, *(f'{s}_{k}' for s in CHARTQA_SPLITS for k in CHARTQA_SUBSETS)))
+def chartqa(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "ChartQA human + augmented questions from `ChartQA Dataset/<split>/<split>_{human,augmented}.json`"
+    need_split('chartqa', split)
+    sp, subsets = (split.split('_')[0], (split.split('_')[1],)) if '_' in split else (split, CHARTQA_SUBSETS)
+    root = src_dir/'ChartQA Dataset'
+    if not root.is_dir(): raise SourceError(f"{src_dir}: expected the folder 'ChartQA Dataset/' of the release inside it")
+    for sub in subsets:
+        f = root/sp/f'{sp}_{sub}.json'
+        for i, r in enumerate(json_records(f)):
+            s = ctx.guard(f"{f}: record {i}", _chartqa_rec, r, i, sp, sub, image_prefix)
+            if s: yield s
+
+# %% ../../nbs/11_data.sources.ipynb #960c3112
+INFOVQA_FILES = {'train': ('infographicsVQA_train_v1.0.json',),
+                 'val': ('infographicsVQA_val_v1.0_withQT.json', 'infographicsVQA_val_v1.0.json'),
+                 'test': ('infographicsVQA_test_v1.0.json',)}
+
+def _infovqa_rec(r, split:str, prefix:str) -> dict:
+    qid, q, img = field_of(r, 'questionId', int), field_of(r, 'question'), field_of(r, 'image_local_name')
+    answers = str_list(r, 'answers', optional=split == 'test')
+    meta = {'questionId': qid, **{k: field_of(r, k) for k in ('image_url', 'ocr_output_file') if r.get(k) is not None}}
+    qt = {k: str_list(r, k) for k in ('answer_type', 'evidence', 'operation/reasoning') if k in r}
+    if qt: meta['question_types'] = qt
+    if answers is None: meta['unlabelled'] = True
+    elif not answers: raise SourceError("field 'answers': empty list")
+    return dict(id=f'infographicvqa/{split}/{qid}', dataset='infographicvqa', split=split, question=q,
+                image=with_prefix(prefix, f'infographicsvqa_images/{img}'), answer=answers or [], answer_type='span', meta=meta)
+
+@source('infographicvqa', hub_id='lmms-lab/DocVQA', splits=tuple(INFOVQA_FILES))
+def infographicvqa(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "InfographicVQA from the official `infographicsVQA_<split>_v1.0*.json` files and `infographicsvqa_images/`"
+    need_split('infographicvqa', split)
+    f = first_existing(src_dir, INFOVQA_FILES[split], f'InfographicVQA {split} file')
+    for i, r in enumerate(json_records(f, 'data')):
+        s = ctx.guard(f"{f}: record {i}", _infovqa_rec, r, split, image_prefix)
+        if s: yield s
+
+# %% ../../nbs/11_data.sources.ipynb #52fbec84
+def _rosetta_tokens(src_dir:Path, split:str) -> dict:
+    f = src_dir/f'TextVQA_Rosetta_OCR_v0.2_{split}.json'
+    if not f.is_file(): return {}
+    out = {}
+    for i, r in enumerate(json_records(f, 'data')):
+        try: out[field_of(r, 'image_id')] = str_list(r, 'ocr_tokens')
+        except KeyError as e: raise SourceError(f"{f}: record {i}: missing field {e.args[0]!r}") from None
+        except SourceError as e: raise SourceError(f"{f}: record {i}: {e}") from None
+    return out
+
+def _textvqa_rec(r, split:str, prefix:str, rosetta:dict) -> dict:
+    qid, q, iid = field_of(r, 'question_id', int), field_of(r, 'question'), field_of(r, 'image_id')
+    answers = str_list(r, 'answers', optional=split == 'test')
+    meta = {'image_id': iid, **{k: r[k] for k in ('image_classes', 'image_width', 'image_height', 'set_name') if r.get(k) is not None}}
+    toks = str_list(r, 'ocr_tokens', optional=True)
+    if toks is None: toks = rosetta.get(iid)
+    if toks is not None: meta['ocr_tokens'] = toks
+    if split == 'test' and not any(answers or []): answers, meta['unlabelled'] = [], True
+    elif not answers: raise SourceError("field 'answers': empty list")
+    folder = 'test_images' if split == 'test' else 'train_images'
+    return dict(id=f'textvqa/{split}/{qid}', dataset='textvqa', split=split, image=with_prefix(prefix, f'{folder}/{iid}.jpg'),
+                question=q, answer=answers, answer_type='span', meta=meta)
+
+@source('textvqa', hub_id='facebook/textvqa', splits=('train', 'val', 'test'))
+def textvqa(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "TextVQA 0.5.1 from `TextVQA_0.5.1_<split>.json`, with Rosetta OCR tokens when present"
+    need_split('textvqa', split)
+    f, rosetta = src_dir/f'TextVQA_0.5.1_{split}.json', _rosetta_tokens(src_dir, split)
+    for i, r in enumerate(json_records(f, 'data')):
+        s = ctx.guard(f"{f}: record {i}", _textvqa_rec, r, split, image_prefix, rosetta)
+        if s: yield s
+
+# %% ../../nbs/11_data.sources.ipynb #52459fad
+VQAV2_SUBSETS = {'train': ('train2014', 'train2014'), 'val': ('val2014', 'val2014'),
+                 'test': ('test2015', 'test2015'), 'test-dev': ('test-dev2015', 'test2015')}  # split -> (file subset, image subset)
+VQAV2_TYPES = {'yes/no': 'yesno', 'number': 'numeric', 'other': 'text'}
+
+def _vqav2_answers(a, where:str) -> dict:
+    try:
+        answers = [field_of(x, 'answer') for x in field_of(a, 'answers', list)]
+        vt = field_of(a, 'answer_type')
+        if vt not in VQAV2_TYPES: raise SourceError(f"field 'answer_type': expected one of {', '.join(VQAV2_TYPES)}, got {vt!r}")
+        return dict(answer=answers, answer_type=VQAV2_TYPES[vt],
+                    meta={'question_type': field_of(a, 'question_type'), 'vqa_answer_type': vt,
+                          'multiple_choice_answer': field_of(a, 'multiple_choice_answer')})
+    except KeyError as e: raise SourceError(f"{where}: missing field {e.args[0]!r}") from None
+    except SourceError as e: raise SourceError(f"{where}: {e}") from None
+
+def _vqav2_rec(q, split:str, prefix:str, anns:dict|None, af:Path) -> dict:
+    qid, iid, text = field_of(q, 'question_id', int), field_of(q, 'image_id', int), field_of(q, 'question')
+    isub = VQAV2_SUBSETS[split][1]
+    rec = dict(id=f'vqav2/{split}/{qid}', dataset='vqav2', split=split, question=text,
+               image=with_prefix(prefix, f'{isub}/COCO_{isub}_{iid:012d}.jpg'))
+    if anns is None: return {**rec, 'answer': [], 'answer_type': 'text', 'meta': {'image_id': iid, 'unlabelled': True}}
+    if qid not in anns: raise SourceError(f"question_id {qid} has no annotation in {af.name}")
+    j, a = anns[qid]
+    out = _vqav2_answers(a, f"{af.name} record {j}")
+    if not out['answer']: raise SourceError(f"{af.name} record {j}: field 'answers': empty list")
+    return {**rec, **out, 'meta': {'image_id': iid, **out['meta']}}
+
+@source('vqav2', hub_id='lmms-lab/VQAv2', splits=tuple(VQAV2_SUBSETS))
+def vqav2(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "VQAv2 questions joined with their annotations on `question_id`; COCO images"
+    need_split('vqav2', split)
+    sub = VQAV2_SUBSETS[split][0]
+    qf, af = src_dir/f'v2_OpenEnded_mscoco_{sub}_questions.json', src_dir/f'v2_mscoco_{sub}_annotations.json'
+    anns = None
+    if split in ('train', 'val'):
+        anns = {}
+        for j, a in enumerate(json_records(af, 'annotations')):
+            qid = a.get('question_id') if isinstance(a, dict) else None
+            if not isinstance(qid, int): ctx.bad(f"{af}: record {j}", "missing or non-integer field 'question_id'"); continue
+            if qid in anns: ctx.bad(f"{af}: record {j}", f"duplicate question_id {qid} (also record {anns[qid][0]})"); continue
+            anns[qid] = (j, a)
+    seen = set()
+    for i, q in enumerate(json_records(qf, 'questions')):
+        if isinstance(q, dict): seen.add(q.get('question_id'))
+        s = ctx.guard(f"{qf}: record {i}", _vqav2_rec, q, split, image_prefix, anns, af)
+        if s: yield s
+    left = sorted(set(anns or ()) - seen)
+    if left: ctx.bad(str(af), f"{len(left)} annotation(s) have no question in {qf.name} (first question_id {left[0]})")
+
+# %% ../../nbs/11_data.sources.ipynb #f65d1f3b
+MMBENCH_FILES = ('mmbench_{s}_en_20231003.tsv', 'mmbench_{s}_20230712.tsv', 'MMBench_{S}_EN.tsv', 'MMBench_{S}_EN_V11.tsv')
+MMBENCH_LETTERS = 'ABCD'
+
+def mmbench_file(src_dir:Path, split:str) -> Path:
+    "The one MMBench TSV of `split` in `src_dir`"
+    names = [n.format(s=split, S=split.upper()) for n in MMBENCH_FILES]
+    found = [src_dir/n for n in names if (src_dir/n).is_file()]
+    if not found: raise SourceError(f"{src_dir}: no MMBench {split} TSV found; expected one of: {', '.join(names)}")
+    if len(found) > 1: raise SourceError(f"{src_dir}: several MMBench {split} TSVs ({', '.join(p.name for p in found)}); keep one of them there")
+    return found[0]
+
+def _mmbench_image(cell:str, idx:str, cells:dict, src_dir:Path, stem:str) -> tuple[str, str|None]:
+    ref = None
+    if cell.strip().isdigit() and len(cell.strip()) <= 64:  # circular copy: the index of the row holding the image
+        ref = cell.strip()
+        if not cells.get(ref, '').strip() or cells[ref].strip().isdigit():
+            raise SourceError(f"column 'image': refers to row index {ref}, which holds no image in this file")
+        idx, cell = ref, cells[ref]
+    if not cell.strip(): raise SourceError("column 'image' is empty")
+    try: data = base64.b64decode(cell, validate=True)
+    except (binascii.Error, ValueError):
+        raise SourceError(f"column 'image': not base64 image data (cell starts {cell[:32]!r}, {len(cell)} chars); "
+                          "MMBench TSVs carry each image as a base64 string") from None
+    return save_image(src_dir, f'images/{stem}/{idx}', data, "column 'image' (base64-decoded)"), ref
+
+def _mmbench_rec(row, split:str, src_dir:Path, stem:str, prefix:str, cells:dict) -> dict:
+    idx, q = field_of(row, 'index').strip(), field_of(row, 'question')
+    if not idx.lstrip('-').isdigit(): raise SourceError(f"column 'index': expected an integer, got {idx!r}")
+    opts = {L: (row.get(L) or '') for L in MMBENCH_LETTERS}
+    letters = [L for L in MMBENCH_LETTERS if opts[L].strip()]
+    if letters != list(MMBENCH_LETTERS[:len(letters)]) or len(letters) < 2:
+        raise SourceError(f"options {letters} are not 2 to 4 columns filled from A on")
+    sp = (row.get('split') or '').strip() or split
+    ans = (row.get('answer') or '').strip()
+    if ans and ans not in letters: raise SourceError(f"column 'answer': {ans!r} is not one of the filled options {letters}")
+    if not ans and sp != 'test': raise SourceError(f"column 'answer' is empty in a {sp} row")
+    rel, ref = _mmbench_image(field_of(row, 'image'), idx, cells, src_dir, stem)
+    hint = (row.get('hint') or '').strip()
+    meta = {'index': int(idx), 'answer_text': opts[ans] if ans else '', 'unlabelled': not ans}
+    for k, col in (('category', 'category'), ('l2_category', 'l2-category'), ('l2_category', 'L2-category'), ('source', 'source'), ('comment', 'comment')):
+        if (row.get(col) or '').strip(): meta[k] = row[col]
+    if hint: meta['hint'] = hint
+    if ref: meta['image_of'] = int(ref)
+    return dict(id=f'mmbench/{sp}/{idx}', dataset='mmbench', split=sp, image=with_prefix(prefix, rel),
+                question=f'{hint}\n{q}' if hint else q, choices=[opts[L] for L in letters], answer=ans, answer_type='choice', meta=meta)
+
+@source('mmbench', hub_id='lmms-lab/MMBench', splits=('dev', 'test'))
+def mmbench(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "MMBench (English) from its official TSV; base64 images decoded to `images/<tsv stem>/`"
+    need_split('mmbench', split)
+    f = mmbench_file(src_dir, split)
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # base64 image cells are long
+    with open(f, newline='', encoding='utf-8-sig') as fh:
+        rd = csv.DictReader(fh, delimiter='\t')
+        missing = {'index', 'question', 'image'} - set(rd.fieldnames or ())
+        if missing: raise SourceError(f"{f}: header lacks column(s) {sorted(missing)}; got {rd.fieldnames}")
+        rows = list(rd)
+    cells = {(r.get('index') or '').strip(): r.get('image') or '' for r in rows}
+    for k, row in enumerate(rows, 1):
+        s = ctx.guard(f"{f}: row {k} (index {(row.get('index') or '?').strip()})", _mmbench_rec, row, split, src_dir, f.stem, image_prefix, cells)
+        if s: yield s
+
+# %% ../../nbs/11_data.sources.ipynb #943a0228
+MMMU_MAX_IMAGES = 7
+_IMAGE_LIST = re.compile(r'\[\s*(<image \d+>\s*(,\s*<image \d+>\s*)*)?\]')
+
+def parse_list_literal(s, key:str) -> list[str]:
+    "A list stored as a Python-literal string, as MMMU stores `options` and `img_type`"
+    if not isinstance(s, str): raise SourceError(f"field {key!r}: expected a list written as str, got {type(s).__name__}")
+    try: v = ast.literal_eval(s)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        if _IMAGE_LIST.fullmatch(s.strip()): return re.findall(r'<image \d+>', s)
+        raise SourceError(f"field {key!r}: not a Python list literal: {s[:80]!r}") from None
+    if not isinstance(v, list) or not all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in v):
+        raise SourceError(f"field {key!r}: expected a list of str, got {s[:80]!r}")
+    return [str(x) for x in v]
+
+# %% ../../nbs/11_data.sources.ipynb #1579a837
+def _mmmu_rec(r, split:str, subject:str, src_dir:Path, prefix:str) -> dict:
+    sid, q, qtype = field_of(r, 'id'), field_of(r, 'question'), field_of(r, 'question_type')
+    options = parse_list_literal(field_of(r, 'options'), 'options')
+    keys, images = [], []
+    for k in range(1, MMMU_MAX_IMAGES + 1):
+        v = r.get(f'image_{k}')
+        if v is None: continue
+        rel = save_image(src_dir, f'images/{split}/{sid}_{k}', image_struct_bytes(v, f'image_{k}'), f"field 'image_{k}'")
+        keys.append(f'image_{k}'); images.append(with_prefix(prefix, rel))
+    ans = field_of(r, 'answer', optional=split == 'test')
+    unlabelled = split == 'test' and (ans or '').strip() in ('', '?')
+    if qtype == 'multiple-choice':
+        if not options: raise SourceError("field 'options': empty for a multiple-choice question")
+        letters = [chr(ord('A') + i) for i in range(len(options))]
+        if not unlabelled and ans not in letters: raise SourceError(f"field 'answer': {ans!r} is not one of the option letters {letters}")
+        out, text = dict(choices=options, answer='' if unlabelled else ans, answer_type='choice'), '' if unlabelled else options[letters.index(ans)]
+    elif qtype == 'open':
+        answer, text = ('', '') if unlabelled else (ans, ans)
+        if answer.strip().startswith('['):
+            try: answer = parse_list_literal(answer, 'answer')
+            except SourceError: pass  # an interval such as "[0, 1)" stays text
+        out = dict(answer=answer, answer_type='open')
+    else: raise SourceError(f"field 'question_type': expected 'multiple-choice' or 'open', got {qtype!r}")
+    meta = {'subject': subject, 'question_type': qtype, 'image_keys': keys, 'answer_text': text, 'unlabelled': unlabelled}
+    for k in ('subfield', 'topic_difficulty', 'explanation'):
+        if r.get(k): meta[k] = field_of(r, k)
+    if r.get('img_type') is not None: meta['img_type'] = parse_list_literal(r['img_type'], 'img_type')
+    return dict(id=f'mmmu/{split}/{sid}', dataset='mmmu', split=split, question=q, **({'images': images} if images else {}), **out, meta=meta)
+
+@source('mmmu', hub_id='MMMU/MMMU', splits=('dev', 'validation', 'test'))
+def mmmu(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "MMMU from the hub's `<Subject>/<split>-*.parquet` files; embedded images written to `images/<split>/`"
+    need_split('mmmu', split)
+    files = sorted(src_dir.glob(f'*/{split}-*.parquet'))
+    if not files: raise SourceError(f"{src_dir}: no <Subject>/{split}-*.parquet files (the layout of the MMMU/MMMU hub dataset)")
+    for f in files:
+        for n, r in enumerate(parquet_rows(f)):
+            s = ctx.guard(f"{f}: row {n}", _mmmu_rec, r, split, f.parent.name, src_dir, image_prefix)
+            if s: yield s
+
+# %% ../../nbs/11_data.sources.ipynb #ea95540c
+OCR_QUESTION = 'Transcribe the text in this image exactly.'
+
+def _ocr_line_rec(r, n:int, split:str, src_dir:Path, prefix:str) -> dict:
+    tkey = next((k for k in ('text', 'ground_truth') if k in r), 'text')
+    text = r.get(tkey)
+    if text is None: raise KeyError(tkey)
+    if isinstance(text, list) and all(isinstance(x, str) for x in text): text = '\n'.join(text)
+    if not isinstance(text, str): raise SourceError(f"field {tkey!r}: expected str or a list of str, got {type(text).__name__}")
+    ikey = next((k for k in ('image', 'image_path') if r.get(k) is not None), 'image')
+    if r.get(ikey) is None: raise KeyError(ikey)
+    rel = save_image(src_dir, f'images/{split}/{n:06d}', image_struct_bytes(r[ikey], ikey), f"field {ikey!r}")
+    meta = {'row': n, **({'image_name': r[ikey]['path']} if r[ikey].get('path') else {})}
+    return dict(id=f'ocr_lines/{split}/{n}', dataset='ocr_lines', split=split, image=with_prefix(prefix, rel),
+                question=OCR_QUESTION, answer=text, answer_type='ocr', meta=meta)
+
+@source('ocr_lines', hub_id='Teklia/IAM-line', splits=('train', 'validation', 'test'))
+def ocr_lines(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iterator[dict]:
+    "Image + text line pairs from `data/<split>.parquet` (the IAM-line hub layout)"
+    need_split('ocr_lines', split)
+    one = src_dir/'data'/f'{split}.parquet'
+    files = [one] if one.is_file() else sorted((src_dir/'data').glob(f'{split}-*.parquet'))
+    if not files: raise SourceError(f"{src_dir}: no data/{split}.parquet or data/{split}-*.parquet files")
+    n = 0
+    for f in files:
+        for k, r in enumerate(parquet_rows(f)):
+            s = ctx.guard(f"{f}: row {k}", _ocr_line_rec, r, n, split, src_dir, image_prefix); n += 1
+            if s: yield s
