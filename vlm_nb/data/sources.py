@@ -20,7 +20,7 @@ __all__ = ['SOURCES', 'SOURCE_HOMES', 'SCREENQA_LAYOUTS', 'NO_ANSWER', 'CHARTQA_
            'parquet_rows', 'screenqa', 'chartqa', 'infographicvqa', 'textvqa', 'vqav2', 'mmbench_file', 'mmbench',
            'parse_list_literal', 'mmmu', 'ocr_lines']
 
-# %% ../../nbs/11_data.sources.ipynb #56a4ab4b
+# %% ../../nbs/11_data.sources.ipynb #d3639b3a
 class SourceError(RecordError):
     "A record of a real-format file that cannot be converted"
 
@@ -39,8 +39,8 @@ class ConvertContext:
         "`build(*args, **kw)`, or None after reporting a bad record (missing key, wrong type, bad value)"
         self.report.read += 1
         try: out = build(*args, **kw)
-        except SourceError as e:
-            self.bad(where, str(e)); return None
+        except RecordError as e:  # `SourceError`, or e.g. `parse_jsonl_line`'s error, which already names `where`
+            self.bad(where, str(e).removeprefix(f"{where}: ")); return None
         except KeyError as e:
             self.bad(where, f"missing field {e.args[0]!r}"); return None
         except (TypeError, ValueError, IndexError, AttributeError) as e:
@@ -139,7 +139,7 @@ def download(name:str, dest, revision:str|None=None) -> Path:
 import ast, base64, binascii, csv, json, re
 from ..records import atomic_write_bytes
 
-# %% ../../nbs/11_data.sources.ipynb #247a6a28
+# %% ../../nbs/11_data.sources.ipynb #14ebd622
 def need_split(name:str, split:str) -> str:
     "`split` if source `name` declares it, else a `SourceError` listing the declared splits"
     known = SOURCES[name].splits
@@ -167,12 +167,18 @@ def json_records(path, key:str|None=None) -> list:
     if not isinstance(obj, list): raise SourceError(f"{path}: expected a JSON array of records{f' under {key!r}' if key else ''}, got {type(obj).__name__}")
     return obj
 
-def first_existing(folder:Path, names:Iterable, what:str) -> Path:
-    "The first of `names` that exists in `folder`, else a `SourceError` listing them"
-    names = list(names)
-    for n in names:
-        if (folder/n).is_file(): return folder/n
-    raise SourceError(f"{folder}: no {what} found; expected one of: {', '.join(names)}")
+def first_existing(folder:Path, # dataset folder
+                   names:Iterable, # file names, in order of preference
+                   what:str, # what the file is, for the error
+                   subdirs:Iterable=('',), # folders under `folder` to look in, in order (`''`: `folder` itself)
+                  ) -> Path:
+    "The first `folder/<subdir>/<name>` that exists, else a `SourceError` listing the names and places tried"
+    names, places = list(names), [Path(folder)/d for d in subdirs]
+    for p in places:
+        for n in names:
+            if (p/n).is_file(): return p/n
+    raise SourceError(f"{folder}: no {what} found; expected one of: {', '.join(names)}"
+                      + (f"; looked in {', '.join(map(str, places))}" if len(places) > 1 else ''))
 
 # %% ../../nbs/11_data.sources.ipynb #fc92cb01
 _TYPE_NAMES = {str: 'str', int: 'int', float: 'float', list: 'list', dict: 'object', bool: 'bool'}
