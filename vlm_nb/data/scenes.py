@@ -11,8 +11,8 @@ import numpy as np
 from .sources import ConvertContext, SourceError, field_of, first_existing, json_records, need_split, source, str_list, with_prefix
 
 # %% auto #0
-__all__ = ['SCANQA_DIRS', 'SQA3D_DIRS', 'ARKIT_VIEWS', 'ARKIT_FOLDS', 'scanqa', 'sqa3d', 'box_action', 'roomplan_question',
-           'pick_views', 'arkitscenes']
+__all__ = ['SCANQA_DIRS', 'SQA3D_DIRS', 'ZUP_TO_YUP', 'ARKIT_VIEWS', 'ARKIT_FOLDS', 'scanqa', 'sqa3d', 'zup_to_yup', 'box_action',
+           'roomplan_question', 'pick_views', 'arkitscenes']
 
 # %% ../../nbs/12_data.scenes.ipynb #77e17673
 SCANQA_DIRS = ('', 'qa', 'data/qa')
@@ -63,22 +63,33 @@ def sqa3d(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iter
         s = ctx.guard(f"{qf}: questions[{i}]", build, q)
         if s: yield s
 
-# %% ../../nbs/12_data.scenes.ipynb #c53fa52d
-def _round(xs, nd:int=3) -> list:
+# %% ../../nbs/12_data.scenes.ipynb #d4a56136
+def _round(xs, nd:int=2) -> list:
     return [round(float(x), nd) + 0.0 for x in xs]  # + 0.0 turns -0.0 into 0.0
 
+ZUP_TO_YUP = np.array([[1., 0., 0.], [0., 0., 1.], [0., -1., 0.]])  # (x, y, z) z-up -> (x, z, -y) y-up
+
+def zup_to_yup(v) -> np.ndarray:
+    "Points or directions `(..., 3)` from ARKitScenes' z-up mesh frame to RoomPlan's y-up frame: `(x, y, z) -> (x, z, -y)`"
+    v = np.asarray(v, float)
+    return v @ ZUP_TO_YUP.T
+
+# %% ../../nbs/12_data.scenes.ipynb #8e5ba052
 def box_action(scene:str, # ARKitScenes video id
-               obb:dict, # `segments.obbAligned` of one box
+               obb:dict, # `segments.obbAligned` of one box (z-up mesh frame)
               ) -> dict:
-    "RoomPlan `place_anchor` action for an ARKitScenes oriented box"
+    "RoomPlan `place_anchor` action (y-up, metres, 2 decimals) for an ARKitScenes oriented box"
     c, l = np.asarray(obb['centroid'], float), np.asarray(obb['axesLengths'], float)
     R = np.asarray(obb['normalizedAxes'], float)
     if c.shape != (3,) or l.shape != (3,) or R.size != 9: raise SourceError(
         f"obbAligned: expected centroid[3], axesLengths[3], normalizedAxes[9], got {c.size}, {l.size}, {R.size}")
     if not (np.isfinite(c).all() and np.isfinite(l).all() and np.isfinite(R).all()): raise SourceError("obbAligned: non-finite value")
-    R = R.reshape(3, 3)
-    up = R[np.argmax(np.abs(R[:, 2]))]
-    return dict(action='place_anchor', scene=scene, center=_round(c), normal=_round(up * np.sign(up[2])), extent=_round(l))
+    axes = zup_to_yup(R.reshape(3, 3))  # rows: the box's own axes, now y-up
+    u = int(np.argmax(np.abs(axes[:, 1])))  # the axis closest to up
+    i, j = [k for k in range(3) if k != u]
+    w, d = (i, j) if abs(axes[i, 0]) >= abs(axes[j, 0]) else (j, i)  # width: the other axis closest to world x
+    up = axes[u]*np.sign(axes[u, 1])
+    return dict(action='place_anchor', scene=scene, center=_round(zup_to_yup(c)), normal=_round(up), extent=_round(l[[w, u, d]]))
 
 def roomplan_question(scene:str, label:str) -> str:
     "The RoomPlan instruction for category `label` in `scene`"
