@@ -15,9 +15,10 @@ __all__ = ['SECTIONS', 'SECTION_HOMES', 'section', 'RunCfg', 'DataCfg', 'TrainCf
            'suggest', 'profiles_dir', 'profile_path', 'read_yaml', 'parse_override', 'load_config', 'save_config',
            'config_from_file']
 
-# %% ../nbs/00_config.ipynb #d78fddd0
+# %% ../nbs/00_config.ipynb #751bcd95
 SECTIONS: dict[str, type] = {}
-SECTION_HOMES: dict[str, str] = {}  # section name -> module that registers it on import
+SECTION_HOMES: dict[str, str] = {  # section name -> module that registers it on import
+    'model': 'vlm_nb.models.backbone', 'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval'}
 
 def section(name:str, # key of the section in YAML files
            ):
