@@ -11,9 +11,23 @@ from .config import profiles_dir
 from .runner import run_notebook, reproduce, NotebookFailed
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['DELEGATES', 'build_parser', 'main']
 
-# %% ../nbs/91_cli.ipynb #82936db3
+# %% ../nbs/91_cli.ipynb #e73df74e
+DELEGATES = {  # command -> (module, function taking argv, help)
+    'ocr': ('vlm_nb.ocr', 'main', 'build / merge / attach the OCR cache'),
+    'retrieval': ('vlm_nb.retrieval', 'main', 'build / merge / search the FAISS indices'),
+    'train': ('vlm_nb.train', 'main', 'run the trainer in this process (workers are started by vlm_nb.launch)'),
+    'figures': ('vlm_nb.figures', 'figures_main', 'redraw figures from recorded results'),
+}
+
+def _delegate(cmd:str, argv:list) -> int:
+    "Run module command `cmd` with the rest of the command line"
+    import importlib
+    mod, fn, _ = DELEGATES[cmd]
+    return getattr(importlib.import_module(mod), fn)(argv) or 0
+
+# %% ../nbs/91_cli.ipynb #84396d63
 def _param_value(raw:str):
     "A `-p` value as papermill reads it: int, float, bool, None, a YAML list / mapping, else the string"
     for conv in (int, float):
@@ -62,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument('--data-root', default='data')
     dl.add_argument('--recipe', default=None, help='recipe name in the manifest (default: the only one)')
     dl.add_argument('--check-text', action='store_true')
+    for cmd, (_, _, h) in DELEGATES.items(): sub.add_parser(cmd, help=h, add_help=False)
     return ap
 
-# %% ../nbs/91_cli.ipynb #dddaf50a
+# %% ../nbs/91_cli.ipynb #4342f9c9
 def _counts(items:list) -> dict:
     "`['screens/train=500']` as `{'screens/train': 500}`"
     out = {}
@@ -97,6 +112,8 @@ def _data(args) -> int:
 
 def main(argv:list|None=None) -> int:
     "Entry point of the `vlm_nb` console script"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATES: return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.cmd == 'run':
