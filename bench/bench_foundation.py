@@ -18,7 +18,7 @@ def add(name, n, secs, unit):
     rows.append(dict(bench=name, n=n, seconds=round(secs, 5), per_s=round(n / secs, 1) if secs else '', unit=unit))
     print(rows[-1], flush=True)
 
-add('load_config', 100, timeit(lambda: [load_config('tiny', overrides=['train.lr=1e-5']) for _ in range(100)]), 'configs')
+add('load_config', 100, timeit(lambda: [load_config('tiny', overrides=['train.learning_rate=1e-5']) for _ in range(100)]), 'configs')
 N = 20000
 recs = [dict(id=f'x/val/{i}', dataset='x', split='val', image=f'x/{i}.png', question='What is shown?', answer=str(i), answer_type='span')
         for i in range(N)]

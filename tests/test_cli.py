@@ -13,7 +13,7 @@ def test_vlm_nb_run_writes_executed_notebook_and_results(tmp_path):
     out = runs[0]
     assert (out/'00_example.ipynb').exists()
     md = json.loads((out/'run_metadata.json').read_text())
-    assert md['config']['train']['lr'] == 0.1 and md['config']['train']['max_steps'] == 12
+    assert md['config']['train']['learning_rate'] == 0.1 and md['config']['train']['max_steps'] == 12
     assert md['status'] == 'ok' and md['end_time'] and md['git']['commit'] is not None
     assert len((out/'results.csv').read_text().splitlines()) == 13  # header + 12 steps
     assert json.loads((out/'summary.json').read_text())['run_metadata'] == 'run_metadata.json'
@@ -24,7 +24,7 @@ def test_papermill_cli_and_help(tmp_path):
     run_cmd([BIN/'papermill', EXAMPLE, out, '-p', 'max_steps', '5', '-p', 'output_dir', str(tmp_path/'run'), '-k', 'vlm_nb'], check=True)
     assert len((tmp_path/'run'/'results.csv').read_text().splitlines()) == 6
     h = run_cmd([BIN/'papermill', '--help-notebook', EXAMPLE], check=True).stdout
-    assert 'lr: float (default 0.05)' in h and 'train.lr: SGD learning rate' in h
+    assert 'lr: float (default 0.05)' in h and 'train.learning_rate: SGD learning rate' in h
     assert 'max_steps: int (default 60)' in h
 
 def _failing_nb(path):

@@ -15,10 +15,10 @@ __all__ = ['SECTIONS', 'SECTION_HOMES', 'section', 'RunCfg', 'DataCfg', 'TrainCf
            'suggest', 'profiles_dir', 'profile_path', 'read_yaml', 'parse_override', 'load_config', 'save_config',
            'config_from_file']
 
-# %% ../nbs/00_config.ipynb #751bcd95
+# %% ../nbs/00_config.ipynb #6b8ec30d
 SECTIONS: dict[str, type] = {}
 SECTION_HOMES: dict[str, str] = {  # section name -> module that registers it on import
-    'model': 'vlm_nb.models.backbone', 'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval'}
+    'model': 'vlm_nb.models.backbone', 'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'launch': 'vlm_nb.launch'}
 
 def section(name:str, # key of the section in YAML files
            ):
@@ -29,7 +29,7 @@ def section(name:str, # key of the section in YAML files
         return cls
     return _reg
 
-# %% ../nbs/00_config.ipynb #a09ca6a9
+# %% ../nbs/00_config.ipynb #437b04a8
 @section('run')
 class RunCfg:
     "Identity and bookkeeping of one run"
@@ -55,19 +55,64 @@ class DataCfg:
 
 @section('train')
 class TrainCfg:
-    "Optimisation settings shared by every study"
-    lr: float = 1e-4  # peak learning rate
-    max_steps: int = 100  # optimizer steps
-    batch_size: int = 4  # per-device batch size
-    grad_accum: int = 1  # gradient accumulation steps
-    weight_decay: float = 0.0  # AdamW weight decay
-    warmup_steps: int = 0  # linear warmup steps
+    "The shared training loop: data, optimiser, schedule, precision, backend, checkpoints (flag names of the r3 spec)"
+    backend: Literal['single', 'ddp', 'fsdp', 'deepspeed'] = 'single'  # one process, DDP, FSDP2 or DeepSpeed ZeRO
+    train_jsonl: list[str] = field(default_factory=list)  # unified JSONL files to train on, mixed by `dataset`
+    val_jsonl: list[str] = field(default_factory=list)  # unified JSONL files for eval_every / sample_every
+    learning_rate: float = 1e-4  # peak learning rate
+    lr_mult: dict[str, float] = field(default_factory=dict)  # module-name pattern -> learning-rate multiplier
+    warmup_steps: int = 0  # linear warmup steps, then cosine decay to `min_lr_ratio` at max_steps
+    min_lr_ratio: float = 0.0  # floor of the cosine decay, as a fraction of the peak
+    max_steps: int = 100  # optimizer steps of the whole run (the schedule spans them)
+    stop_after: int = 0  # end this invocation after this step (0: at max_steps); resume later
+    batch_size: int = 4  # per-device micro-batch size
+    grad_accum: int = 1  # micro-batches per optimizer step
+    weight_decay: float = 0.0  # AdamW weight decay (not on biases and norms)
+    adam_eps: float = 1e-8  # AdamW epsilon
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
+    max_grad_norm: float = 1.0  # clip the global gradient norm (0: no clipping)
+    fp16: bool = False  # fp16 autocast with loss scaling (overflowing steps are skipped)
+    bf16: bool = False  # bf16 autocast
+    loss_scale: float = 0.0  # fp16 loss scale: 0 dynamic, > 0 static
+    max_length: int = 2048  # most tokens per sample (prompt + answer); longer answers are cut
+    sampling_alpha: float = 1.0  # dataset mixing: p_i proportional to n_i ** alpha (1: by size, 0: uniform)
+    num_workers: int = 0  # DataLoader worker processes
+    fsdp_min_params: int = 10_000_000  # FSDP: shard every module holding at least this many (unwrapped) parameters
+    zero_stage: Literal[0, 1, 2, 3] = 3  # DeepSpeed ZeRO stage of the generated config
+    deepspeed_config: str = ''  # DeepSpeed JSON to use instead of the generated one
+    ddp_find_unused: bool = False  # DDP: allow parameters that get no gradient in a step
+    dist_backend: str = ''  # torch.distributed backend ('' : nccl on GPU, gloo on CPU)
+    threads: int = 0  # torch CPU threads per worker (0: cores / local workers)
+    log_every: int = 1  # steps between metric rows
+    eval_every: int = 0  # steps between validation losses (0: never)
+    eval_samples: int = 64  # validation samples per evaluation
+    sample_every: int = 0  # steps between generated samples written to samples.jsonl (0: never)
+    sample_count: int = 4  # validation samples generated each time
+    sample_max_new_tokens: int = 32  # generation length of those samples
+    save_every: int = 0  # steps between checkpoints (0: only the last step)
+    resume_from: str = ''  # checkpoint (or run folder, or 'latest') to continue the same run from
+    init_from: str = ''  # checkpoint whose weights start a new run (a later stage)
+    hooks: list[str] = field(default_factory=list)  # trainer hooks: registered names (r3, vov, spatial) or 'module:factory'
 
 @section('eval')
 class EvalCfg:
     "Evaluation settings shared by every method"
     batch_size: int = 8  # generation batch size
     max_eval_samples: Optional[int] = None  # cap on evaluated samples (None: all)
+    max_new_tokens: int = 32  # generated tokens per answer
+    num_beams: int = 1  # beam search width (1: greedy or sampling)
+    do_sample: bool = False  # sample instead of greedy decoding
+    temperature: float = 1.0  # sampling temperature
+    top_p: float = 1.0  # nucleus sampling mass
+    eval_log_every: int = 0  # print progress with ETA every N batches (0: progress bar only)
+    dataset_prefixes: list[str] = field(default_factory=list)  # evaluate only these dataset prefixes (empty: all)
+    corruption_levels: list[float] = field(default_factory=list)  # corruption sweep levels (empty: clean only)
+    corrupt_image_kinds: list[str] = field(default_factory=lambda: ['blur', 'noise', 'jpeg', 'occlusion', 'downscale', 'contrast'])  # image corruptions applied at each level ([]: text only)
+    corrupt_text_target: Literal['question', 'ocr', 'none'] = 'question'  # text field corrupted at each level
+    corruption_seed: int = 0  # seed of the corruptions
+    profile: bool = False  # record latency, peak memory, tokens/s and vision tokens per sample
+    cache_reuse: bool = True  # reuse the KV cache while generating (`generate(use_cache=...)`)
+    out_json: str = ''  # also write the summary to this JSON path
 
 # %% ../nbs/00_config.ipynb #08c513cd
 class ConfigError(ValueError):
@@ -126,9 +171,9 @@ def coerce(value, tp, where:str='value'):
         raise ConfigError(f"{where}: expected str, got {value!r}")
     return value
 
-# %% ../nbs/00_config.ipynb #b3a584a9
+# %% ../nbs/00_config.ipynb #fde7e5ef
 class Config:
-    "Resolved configuration: one dataclass instance per section, reached as attributes (`cfg.train.lr`)"
+    "Resolved configuration: one dataclass instance per section, reached as attributes (`cfg.train.learning_rate`)"
     def __init__(self, sections:dict, sources:list|None=None):
         self.__dict__['_sections'] = dict(sections)
         self.__dict__['sources'] = list(sources or [])
@@ -141,7 +186,7 @@ class Config:
         "Plain nested dict of every section and key"
         return {k: asdict(v) for k, v in sorted(self._sections.items())}
     def get(self, dotted:str):
-        "Value of a dotted key such as `'train.lr'`"
+        "Value of a dotted key such as `'train.learning_rate'`"
         sec, _, key = dotted.partition('.')
         return getattr(getattr(self, sec), key)
     @property
@@ -218,11 +263,11 @@ def parse_override(item:str) -> tuple[str, str, Any]:
     except yaml.YAMLError: value = raw
     return sec, key, value
 
-# %% ../nbs/00_config.ipynb #d7dbe697
+# %% ../nbs/00_config.ipynb #5ab70089
 def load_config(profile:str='tiny', # shipped profile name or path of a YAML file
                 *configs, # further YAML files, layered left to right
-                overrides:list|tuple=(), # dotted overrides such as `'train.lr=1e-6'`
-                params:dict|None=None, # papermill parameters as `{'train.lr': lr}`; None values are skipped
+                overrides:list|tuple=(), # dotted overrides such as `'train.learning_rate=1e-6'`
+                params:dict|None=None, # papermill parameters as `{'train.learning_rate': lr}`; None values are skipped
                ) -> Config:
     "Resolve typed defaults ← profile ← `configs` ← `overrides` ← `params` into a `Config`"
     store, sources = {}, []
