@@ -11,11 +11,11 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 import yaml
 
 # %% auto #0
-__all__ = ['SECTIONS', 'SECTION_HOMES', 'section', 'RunCfg', 'DataCfg', 'TrainCfg', 'EvalCfg', 'ConfigError', 'coerce', 'Config',
-           'suggest', 'profiles_dir', 'profile_path', 'read_yaml', 'parse_override', 'load_config', 'save_config',
-           'config_from_file']
+__all__ = ['SECTIONS', 'SECTION_HOMES', 'section', 'section_hints', 'RunCfg', 'DataCfg', 'TrainCfg', 'EvalCfg', 'ConfigError',
+           'coerce', 'Config', 'suggest', 'profiles_dir', 'profile_path', 'read_yaml', 'parse_override', 'load_config',
+           'save_config', 'config_from_file']
 
-# %% ../nbs/00_config.ipynb #6b8ec30d
+# %% ../nbs/00_config.ipynb #e755c632
 SECTIONS: dict[str, type] = {}
 SECTION_HOMES: dict[str, str] = {  # section name -> module that registers it on import
     'model': 'vlm_nb.models.backbone', 'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'launch': 'vlm_nb.launch'}
@@ -25,9 +25,14 @@ def section(name:str, # key of the section in YAML files
     "Class decorator registering a dataclass as config section `name`"
     def _reg(cls):
         cls = cls if dataclasses.is_dataclass(cls) else dataclass(cls)
+        cls.__section_hints__ = typing.get_type_hints(cls)  # resolved now, while the defining module's names are alive
         SECTIONS[name] = cls
         return cls
     return _reg
+
+def section_hints(cls) -> dict:
+    "Key -> type of a config section class (resolved when it was registered)"
+    return cls.__dict__.get('__section_hints__') or typing.get_type_hints(cls)
 
 # %% ../nbs/00_config.ipynb #437b04a8
 @section('run')
@@ -202,7 +207,7 @@ def suggest(name:str, known) -> str:
     m = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
     return f" (did you mean {m[0]!r}?)" if m else ''
 
-# %% ../nbs/00_config.ipynb #c4ea5184
+# %% ../nbs/00_config.ipynb #b056585b
 def _section_cls(name:str, where:str):
     if name not in SECTIONS and name in SECTION_HOMES: importlib.import_module(SECTION_HOMES[name])
     if name not in SECTIONS:
@@ -211,7 +216,7 @@ def _section_cls(name:str, where:str):
 
 def _set_key(store:dict, sec:str, key:str, value, where:str):
     cls = _section_cls(sec, where)
-    hints = typing.get_type_hints(cls)
+    hints = section_hints(cls)
     if key not in hints:
         raise ConfigError(f"{where}: unknown key '{sec}.{key}'{suggest(key, hints)}")
     store.setdefault(sec, {})[key] = coerce(value, hints[key], f"{where}: {sec}.{key}")
