@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vlm_nb-installed
-STUDY ?= example
+STUDY ?= r3
 PROFILE ?= tiny
 
 # No model or dataset hub is reachable here: fail a hub lookup at once instead of retrying for ~45 s.
@@ -34,7 +34,7 @@ check-sync: install
 	@PATH="$(abspath $(BIN)):$$PATH" bash .ci/check_sync.sh
 
 nbtest: install
-	MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2
+	MPLBACKEND=Agg $(BIN)/python .ci/nbtest.py --jobs 2
 
 pytest: install
 	$(BIN)/python -m pytest tests -q

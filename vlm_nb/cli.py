@@ -27,7 +27,7 @@ def _delegate(cmd:str, argv:list) -> int:
     mod, fn, _ = DELEGATES[cmd]
     return getattr(importlib.import_module(mod), fn)(argv) or 0
 
-# %% ../nbs/91_cli.ipynb #84396d63
+# %% ../nbs/91_cli.ipynb #1e5680ae
 def _param_value(raw:str):
     "A `-p` value as papermill reads it: int, float, bool, None, a YAML list / mapping, else the string"
     for conv in (int, float):
@@ -72,14 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument('--check-text', action='store_true', help='text-only repeats between train and eval are errors')
     dp.add_argument('--no-check', action='store_true', help='skip the leakage check')
     dp.add_argument('--no-progress', action='store_true')
+    dp.add_argument('--ocr-cache', '--ocr_cache', default=None, help="OCR cache whose text goes into every sample's ocr field")
+    dp.add_argument('--ocr-root', '--ocr_root', default=None, help='folder of per-dataset OCR caches <dataset>_ocr.jsonl')
     dl = d.add_parser('check-leakage', help='fail when an eval sample id or image occurs in a training file')
     dl.add_argument('--data-root', default='data')
     dl.add_argument('--recipe', default=None, help='recipe name in the manifest (default: the only one)')
     dl.add_argument('--check-text', action='store_true')
+    d.add_parser('rebuild', help='OCR caches, unified files with OCR, train/val files and retrieval indices (r3); see --help', add_help=False)
     for cmd, (_, _, h) in DELEGATES.items(): sub.add_parser(cmd, help=h, add_help=False)
     return ap
 
-# %% ../nbs/91_cli.ipynb #4342f9c9
+# %% ../nbs/91_cli.ipynb #9f5db517
 def _counts(items:list) -> dict:
     "`['screens/train=500']` as `{'screens/train': 500}`"
     out = {}
@@ -98,7 +101,7 @@ def _data(args) -> int:
             res = prepare(args.recipe, args.data_root, seed=args.seed, workers=args.workers, scale=args.scale,
                           max_per_split=args.max_per_split, counts=_counts(args.count), only=args.only,
                           on_bad_sample=args.on_bad_sample, check=not args.no_check, check_text=args.check_text,
-                          show_progress=not args.no_progress)
+                          show_progress=not args.no_progress, ocr_cache=args.ocr_cache, ocr_root=args.ocr_root)
             print(f"[vlm_nb] manifest: {res['manifest']}")
             lk = res['leakage']
         else:
@@ -114,6 +117,9 @@ def main(argv:list|None=None) -> int:
     "Entry point of the `vlm_nb` console script"
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATES: return _delegate(argv[0], argv[1:])
+    if argv[:2] == ['data', 'rebuild']:  # the module keeps its own parser (also `python -m vlm_nb.unified`)
+        from vlm_nb.unified import main as rebuild_main
+        return rebuild_main(argv[2:], prog='vlm_nb data rebuild')
     args = build_parser().parse_args(argv)
     try:
         if args.cmd == 'run':

@@ -15,10 +15,11 @@ __all__ = ['SECTIONS', 'SECTION_HOMES', 'section', 'section_hints', 'RunCfg', 'D
            'coerce', 'Config', 'suggest', 'profiles_dir', 'profile_path', 'read_yaml', 'parse_override', 'load_config',
            'save_config', 'config_from_file']
 
-# %% ../nbs/00_config.ipynb #e755c632
+# %% ../nbs/00_config.ipynb #06cf5c47
 SECTIONS: dict[str, type] = {}
 SECTION_HOMES: dict[str, str] = {  # section name -> module that registers it on import
-    'model': 'vlm_nb.models.backbone', 'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'launch': 'vlm_nb.launch'}
+    'model': 'vlm_nb.models.backbone', 'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'launch': 'vlm_nb.launch',
+    'r3': 'vlm_nb.r3'}
 
 def section(name:str, # key of the section in YAML files
            ):

@@ -298,7 +298,7 @@ def latest_run(study_dir) -> Path|None:
     key = lambda p: ((m.group(1) if (m := _STAMP.search(p.name)) else ''), p.name)
     return max(runs, key=key)
 
-# %% ../nbs/55_figures.ipynb #8cf59db1
+# %% ../nbs/55_figures.ipynb #94e2110d
 def training_figures(run_dir, out_dir) -> list[Path]:
     "Training curves of every metrics CSV (`step` + a loss column) in the run"
     paths = []
@@ -337,7 +337,7 @@ def r3_figures(run_dir, out_dir) -> list[Path]:
     "The r3 study: corruption sweeps and clean accuracy per dataset"
     df = _concat(find_tables(run_dir, ('results.csv',), needs=('accuracy',)))
     if df is None: return []
-    hue, paths = _first(df, 'method', 'eval_mode'), []
+    hue, paths = _first(df, 'method', 'block', 'eval_mode'), []
     if 'corruption_level' in df.columns:
         sw = df.dropna(subset=['corruption_level'])
         if sw['corruption_level'].nunique() > 1:

@@ -13,9 +13,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'seed_everything', 'derive_seed', 'worker_init_fn', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'RecordError', 'parse_jsonl_line', 'jsonl_lines', 'read_jsonl', 'load_jsonl',
-           'write_jsonl', 'repair_jsonl', 'append_jsonl', 'file_hash', 'git_state', 'package_versions',
+__all__ = ['TRACKED_PACKAGES', 'seed_everything', 'derive_seed', 'worker_init_fn', 'default_mode', 'atomic_write_bytes',
+           'atomic_write_text', 'atomic_write_json', 'RecordError', 'parse_jsonl_line', 'jsonl_lines', 'read_jsonl',
+           'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl', 'file_hash', 'git_state', 'package_versions',
            'default_output_dir', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv', 'write_results', 'progress']
 
 # %% ../nbs/01_records.ipynb #aa627bfc
@@ -46,12 +46,18 @@ def worker_init_fn(worker_id:int):
     s = torch.initial_seed() % 2**32
     np.random.seed(s); random.seed(s)
 
-# %% ../nbs/01_records.ipynb #1e546e21
+# %% ../nbs/01_records.ipynb #d2dc9f46
+def default_mode(directory:bool=False) -> int:
+    "Permission bits a plain `open` (or `mkdir`) would give under the current umask (temp files get 0600 / 0700)"
+    m = os.umask(0); os.umask(m)
+    return (0o777 if directory else 0o666) & ~m
+
 def atomic_write_bytes(path, data:bytes) -> Path:
     "Write `data` to `path` through a temp file and an atomic rename"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -26,8 +26,8 @@ __all__ = ['HOOKS', 'HOOK_HOMES', 'FLAG_ALIASES', 'FLAG_SECTIONS', 'mixture_prob
            'train_hook', 'make_hooks', 'model_inputs', 'to_device', 'is_peft', 'TrainModule', 'DistInfo',
            'init_distributed', 'fsdp_wrap', 'deepspeed_config', 'CheckpointMismatch', 'check_keys', 'tensor_shapes',
            'find_checkpoint', 'rng_state', 'set_rng_state', 'zero_to_fp32', 'CSVLog', 'check_train_cfg', 'Trainer',
-           'load_weights', 'StreamBatches', 'batches', 'train_step', 'evaluate', 'write_samples', 'save', 'log', 'fit',
-           'close', 'train', 'flag_key', 'parse_train_args', 'main']
+           'load_weights', 'StreamBatches', 'batches', 'train_step', 'evaluate', 'write_samples', 'save', 'log',
+           'under_launcher', 'fit', 'close', 'train', 'flag_key', 'parse_train_args', 'main']
 
 # %% ../nbs/40_train.ipynb #5c993f07
 def mixture_probs(sizes:dict, # dataset name -> number of samples
@@ -169,7 +169,7 @@ class SFTCollator:
         if self.eos and self.eos in comp: comp = comp[:comp.rindex(self.eos) + len(self.eos)]
         return prompt, comp
 
-# %% ../nbs/40_train.ipynb #4ff3bb2c
+# %% ../nbs/40_train.ipynb #bcf8ae6e
 def _patch_to(cls):
     "Decorator adding a function to `cls` as a method, so a class can grow cell by cell (as fastcore's `patch_to`)"
     def _add(f): setattr(cls, f.__name__, f); return f
@@ -219,6 +219,7 @@ def __call__(self, items:list) -> dict:
     if not exs: raise ValueError(f"every example of this batch failed to load ({len(items)} skipped)")
     b = self.pad([self.encode(e) for e in exs])
     b['samples'], b['train'] = [e['sample'] for e in exs], all(e['train'] for e in exs)
+    b['examples'] = exs  # the prepared examples, for hooks whose forward needs more than the tensors (r3's evidence, clean inputs)
     return b
 
 @_patch_to(SFTCollator)
@@ -311,7 +312,7 @@ def clip_and_check(params, # parameters whose `.grad` is used
         if coef < 1: torch._foreach_mul_(grads, coef)
     return float(norm), finite
 
-# %% ../nbs/40_train.ipynb #918f00df
+# %% ../nbs/40_train.ipynb #bfece09d
 class TrainHook:
     "Base class of trainer hooks: override only what a study needs"
     def extra_modules(self, model) -> dict: return {}
@@ -341,6 +342,8 @@ def make_hooks(names:Sequence[str], cfg) -> list:
             factory = getattr(importlib.import_module(mod), attr)
         else:
             if name not in HOOKS and name in HOOK_HOMES: importlib.import_module(HOOK_HOMES[name])
+            if name not in HOOKS and __name__ != 'vlm_nb.train':  # run as `python -m vlm_nb.train`: studies registered in the package module
+                HOOKS.update({k: v for k, v in importlib.import_module('vlm_nb.train').HOOKS.items() if k not in HOOKS})
             if name not in HOOKS:
                 known = sorted(set(HOOKS) | set(HOOK_HOMES))
                 raise ConfigError(f"train.hooks: unknown hook {name!r}{suggest(name, known)}; known: {', '.join(known)}")
@@ -608,7 +611,7 @@ def check_train_cfg(cfg:Config):
         raise ConfigError("train.fp16 trains fp32 weights under fp16 autocast: keep model.dtype=fp32 (DeepSpeed casts by itself)")
     if tc.resume_from and tc.init_from: raise ConfigError("train.resume_from and train.init_from are both set: resume continues a run, init starts a new one")
 
-# %% ../nbs/40_train.ipynb #53a332a0
+# %% ../nbs/40_train.ipynb #fa13d22f
 class Trainer:
     "The shared training loop (see the notebook for the life cycle)"
     def __init__(self, cfg:Config, # resolved config (`train`, `model`, `data`, `run` sections)
@@ -633,7 +636,7 @@ class Trainer:
             self._setup_model(model, processor)
             self._setup_data()
             self._setup_optim()
-            if self.ckpt: self._resume(self.ckpt)
+            if self.ckpt: self._resume(self.ckpt); self.last_checkpoint = self.ckpt  # a run resumed at its end reports that checkpoint
         except BaseException:
             self.close(failed=True); raise
 
@@ -943,7 +946,7 @@ def _resume(self, ckpt:Path):
     if rng.exists(): set_rng_state(torch.load(rng, weights_only=True))
     elif self.dist.main: print(f"[train] {rng.name} missing (the run had {st['world_size']} workers): RNG not restored", file=sys.stderr)
 
-# %% ../nbs/40_train.ipynb #56aa09eb
+# %% ../nbs/40_train.ipynb #62289380
 @_patch_to(Trainer)
 def _open_logs(self):
     if not self.dist.main or self.log_csv is not None: return
@@ -964,21 +967,29 @@ def log(self, row:dict):
             if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v):
                 self.writer.add_scalar(k.replace('eval_', 'eval/') if k.startswith('eval_') else f'train/{k}', v, row['step'])
 
+def under_launcher() -> bool:
+    "True in a worker started by a launcher (`vlm_nb.launch`'s tee, torchrun, deepspeed): report progress as lines, not a bar"
+    return bool(os.environ.get('VLM_NB_LOG_DIR') or os.environ.get('RANK'))
+
 @_patch_to(Trainer)
 def fit(self) -> dict:
     "Train until `max_steps` (or `stop_after`), evaluating, sampling and saving on schedule; return the summary"
+    from vlm_nb.launch import progress_line
     tc, d = self.tc, self.dist
     end = min(tc.max_steps, tc.stop_after or tc.max_steps)
     self._open_logs()
     status = 'failed'
+    lines = d.main and under_launcher()  # `launch` turns rank 0's progress lines into the cell's bar
     try:
         self.wrapped.train()
         it = self.batches()
-        bar = progress(total=end, initial=self.step, desc='train', enabled=d.main and self.cfg.run.progress)
+        bar = progress(total=end, initial=self.step, desc='train', enabled=d.main and self.cfg.run.progress and not lines)
         while self.step < end:
             row = self.train_step(it)
             for h in self.hooks: h.on_step_end(self, self.step, row)
-            if self.step % max(1, tc.log_every) == 0 or self.step == end: self.log(row)
+            if self.step % max(1, tc.log_every) == 0 or self.step == end:
+                self.log(row)
+                if lines: print(progress_line(self.step, end, loss=row['loss'], lr=row['lr'], samples_per_s=row['samples_per_s']), flush=True)
             if tc.eval_every and self.step % tc.eval_every == 0: self.log(dict(step=self.step, eval_loss=self.evaluate()))
             if tc.sample_every and self.step % tc.sample_every == 0: self.write_samples()
             if (tc.save_every and self.step % tc.save_every == 0) or self.step == end: self.last_checkpoint = self.save()
@@ -1025,7 +1036,7 @@ def train(cfg:Config, hooks:Sequence=(), **kw) -> dict:
     t.close()
     return s
 
-# %% ../nbs/40_train.ipynb #61093410
+# %% ../nbs/40_train.ipynb #13583a51
 FLAG_ALIASES = {'model_name': 'model.name_or_path', 'output_dir': 'run.output_dir', 'seed': 'run.seed',
                 'image_root': 'data.image_root'}
 FLAG_SECTIONS = ('train', 'model', 'run', 'data')
@@ -1036,6 +1047,10 @@ def flag_key(name:str) -> str:
     if '.' in name: return name
     if name in FLAG_ALIASES: return FLAG_ALIASES[name]
     known, others = set(FLAG_ALIASES), []
+    if not any(name in section_hints(SECTIONS[s]) for s in FLAG_SECTIONS if s in SECTIONS):
+        from vlm_nb.config import SECTION_HOMES  # study sections register on import: import them before looking further
+        for sec, mod in SECTION_HOMES.items():
+            if sec not in SECTIONS: importlib.import_module(mod)
     for sec in [*FLAG_SECTIONS, *sorted(set(SECTIONS) - set(FLAG_SECTIONS))]:
         if sec not in SECTIONS: continue
         hints = section_hints(SECTIONS[sec]); known |= set(hints)
@@ -1068,7 +1083,7 @@ def parse_train_args(argv:Sequence[str]) -> tuple[str, list[str], list[str]]:
         i += 1
     return a.profile, a.config, overrides
 
-# %% ../nbs/40_train.ipynb #8c261646
+# %% ../nbs/40_train.ipynb #9c7a7ab0
 def main(argv:Sequence[str]|None=None) -> int:
     "Worker entry point: `python -m vlm_nb.train --config FILE … key=value …` (or `zero_to_fp32 CKPT [OUT]`)"
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -1077,7 +1092,14 @@ def main(argv:Sequence[str]|None=None) -> int:
         print(zero_to_fp32(*argv[1:])); return 0
     profile, configs, overrides = parse_train_args(argv)
     cfg = load_config(profile, *configs, overrides=overrides)
-    s = train(cfg)
+    from vlm_nb.launch import distributed_session, record_error
+    if cfg.train.backend == 'single':
+        try: s = train(cfg)
+        except BaseException as e: record_error(int(os.environ.get('RANK', 0)), e); raise
+    else:  # the session opens the group, notes a failure for the launcher and destroys the group (the trainer does not own it)
+        with distributed_session(cfg.run.seed, backend=cfg.train.dist_backend or None):
+            s = train(cfg)
+            dist.barrier()  # every rank is done before any destroys the group
     if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(s, default=str))
     return 0
 

@@ -18,7 +18,7 @@ from .synth import generate_suite, get_suite
 __all__ = ['ROLES', 'ANSWER_MODES', 'MANIFEST_VERSION', 'RecipeError', 'Entry', 'Recipe', 'recipes_dir', 'list_recipes',
            'recipe_path', 'load_recipe', 'to_text_answer', 'MediaHashes', 'media_paths', 'part_bucket', 'cap_records',
            'processed_dir', 'manifest_path', 'read_manifest', 'file_record', 'LeakageError', 'check_leakage',
-           'select_entries', 'prepare', 'check_manifest_leakage']
+           'select_entries', 'attach_ocr_file', 'prepare', 'check_manifest_leakage']
 
 # %% ../../nbs/18_data.recipe.ipynb #50f08685
 class RecipeError(ValueError):
@@ -320,7 +320,26 @@ def select_entries(recipe:Recipe, only:Iterable|None=None) -> list[Entry]:
         raise RecipeError(f"recipe {recipe.name!r} has no study, dataset or suite {k!r}{suggest(k, known)}")
     return [e for e in recipe.entries if keys(e) & only]
 
-# %% ../../nbs/18_data.recipe.ipynb #d5aade6d
+# %% ../../nbs/18_data.recipe.ipynb #c3f12688
+def attach_ocr_file(path, # unified JSONL file, rewritten in place
+                    cache, # OCR cache file
+                    on_missing:str='error', # 'error' or 'skip' for images the cache lacks
+                    where:str='', # name of the file for messages
+                   ) -> dict:
+    "Set the `ocr` field of every sample of `path` from `cache`; return the counts"
+    from vlm_nb.ocr import attach_ocr_records, load_ocr_cache
+    from vlm_nb.data.schema import SkipReport
+    recs = [r for _, r in read_jsonl(path)]
+    if not any(media_paths(r) for r in recs): return dict(cache=str(cache), attached=0, missing=0, note='no images')
+    if not Path(cache).is_file():
+        raise RecipeError(f"{where or path}: OCR cache not found: {cache} (build it with `python -m vlm_nb.ocr build --out_path {cache} ...` "
+                          f"or `vlm_nb data rebuild`)")
+    rep = SkipReport()
+    out = attach_ocr_records(recs, load_ocr_cache(cache), on_missing, rep, str(cache))
+    write_jsonl(path, out)
+    return dict(cache=str(cache), attached=sum('ocr' in r for r in out), missing=rep.n_skipped)
+
+# %% ../../nbs/18_data.recipe.ipynb #25f5465a
 def prepare(recipe:str|Recipe, # shipped recipe name, YAML path or `Recipe`
             data_root='data', # data root: `raw/` (real sources), images, `processed/`
             seed:int=0, # base seed of generation and of sample caps
@@ -334,6 +353,8 @@ def prepare(recipe:str|Recipe, # shipped recipe name, YAML path or `Recipe`
             check_text:bool=False, # make text-only repeats leakage errors
             show_progress:bool=True,
             log=print, # where progress lines go (None: silent)
+            ocr_cache=None, # OCR cache file (`vlm_nb.ocr`) whose text goes into every sample's `ocr` field
+            ocr_root=None, # or a folder of per-dataset caches `<dataset>_ocr.jsonl`
            ) -> dict:
     "Write the unified JSONL files of `recipe` under `data_root/processed`, record them in the manifest, check leakage"
     r = load_recipe(recipe)
@@ -347,6 +368,9 @@ def prepare(recipe:str|Recipe, # shipped recipe name, YAML path or `Recipe`
     rm.update(seed=seed, image_root=r.image_root, description=r.description)
     rm.setdefault('files', {}); rm.setdefault('skipped', {})
     hashes, status = MediaHashes(image_root), {}
+    if ocr_cache and ocr_root: raise RecipeError("give ocr_cache (one cache for every file) or ocr_root (one cache per dataset), not both")
+    if ocr_cache and not Path(ocr_cache).is_file(): raise RecipeError(f"OCR cache not found: {ocr_cache}")
+    if ocr_root and not Path(ocr_root).is_dir(): raise RecipeError(f"OCR cache folder not found: {ocr_root}")
     def save(): atomic_write_json(manifest_path(data_root), man)
     chosen = select_entries(r, only)
     problems = [f"{e.generator} ({e.split}): {why}" for e in chosen if not e.optional and (why := _missing_reason(e, data_root))]
@@ -360,6 +384,9 @@ def prepare(recipe:str|Recipe, # shipped recipe name, YAML path or `Recipe`
         n = _count(e, scale, max_per_split, counts)
         params = dict(kind=e.kind, generator=e.generator, split=e.split, n=n, seed=seed, answers=e.answers, part=e.part,
                       image_prefix=e.image_prefix, raw_dir=e.raw_dir, **({} if e.kind == 'suite' else dict(on_bad_sample=on_bad_sample)))
+        ocr_path = Path(ocr_cache) if ocr_cache else Path(ocr_root)/f'{e.out_dataset}_ocr.jsonl' if ocr_root else None
+        if ocr_path is not None:  # the cache is an input: a changed cache rewrites the file
+            params['ocr'] = dict(cache=str(ocr_path), sha256=file_hash(ocr_path) if ocr_path.is_file() else None, on_missing=on_bad_sample)
         why = _missing_reason(e, data_root)
         if why:
             if not e.optional: raise RecipeError(f"{rel}: {why}")
@@ -380,6 +407,7 @@ def prepare(recipe:str|Recipe, # shipped recipe name, YAML path or `Recipe`
             generate_suite(e.suite, image_root, n, seed=seed, split=e.split, jsonl_path=out, image_prefix=e.image_prefix,
                            workers=workers, show_progress=show_progress)
         else: extra = dict(convert=_build_source(e, n, out, data_root, image_root, seed, on_bad_sample, hashes))
+        if ocr_path is not None: extra['ocr'] = attach_ocr_file(out, ocr_path, on_bad_sample, rel)
         fresh = MediaHashes(image_root)  # the entry's media were just (re)written: hash them anew
         rec = dict(dataset=e.out_dataset, split=e.split, name=e.label, role=e.role, study=e.study, params=params,
                    **file_record(out, image_root, fresh), **extra)

@@ -15,9 +15,9 @@ __all__ = ['SPECIAL_TOKENS', 'QWEN_SPLIT', 'CHAT_TEMPLATE', 'TINY_VLM_DIR', 'TIN
            'tiny_vlm_config', 'tiny_llm_config', 'generation_config', 'tiny_processor', 'corpus_hash', 'build_tiny_vlm',
            'build_tiny_llm', 'sample_texts']
 
-# %% ../../nbs/31_models.tiny.ipynb #4cf9b7bb
+# %% ../../nbs/31_models.tiny.ipynb #848a7e88
 SPECIAL_TOKENS = ('<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|vision_end|>',
-                  '<|image_pad|>', '<|video_pad|>')
+                  '<|image_pad|>', '<|video_pad|>', '<|vision_pad|>')
 QWEN_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 # %% ../../nbs/31_models.tiny.ipynb #0d638838
@@ -129,7 +129,7 @@ def tiny_processor(tokenizer, patch_size:int=16, merge_size:int=2, temporal_patc
                                size={'shortest_edge': min_pixels, 'longest_edge': 16*max_pixels}, **norm)
     return Qwen3VLProcessor(image_processor=ip, tokenizer=tokenizer, video_processor=vp, chat_template=CHAT_TEMPLATE)
 
-# %% ../../nbs/31_models.tiny.ipynb #c2f3418b
+# %% ../../nbs/31_models.tiny.ipynb #b72ff7ac
 TINY_VLM_DIR = 'data/models/tiny-qwen3-vl'
 TINY_LLM_DIR = 'data/models/tiny-qwen3'
 
@@ -159,7 +159,7 @@ def _build(out_dir, corpus, spec:dict, overwrite:bool, make) -> Path:
     import tokenizers, torch, transformers
     out, texts = Path(out_dir), [str(t) for t in corpus]
     if not texts: raise ValueError("corpus is empty: give the texts to train the tokenizer on")
-    spec = {**spec, 'corpus_sha256': corpus_hash(texts), 'corpus_texts': len(texts)}
+    spec = {**spec, 'specials': list(SPECIAL_TOKENS), 'corpus_sha256': corpus_hash(texts), 'corpus_texts': len(texts)}
     if _existing(out, spec, overwrite): return out
     with atomic_dir(out) as tmp:
         for obj in make(texts): obj.save_pretrained(tmp)
