@@ -120,3 +120,25 @@ print('ROWS', json.dumps(rows)); print('REFUSED', json.dumps(refused))
     assert 'image' in refused, refused  # the full r3 model needs the image path: no image index here, no image modules in stage 2
     for b in ('base_corrupt', 'no_image', 'r3_clean'):
         for f in ('results.csv', 'summary.json', 'run_metadata.json', 'predictions.jsonl'): assert (d/'eval'/b/f).exists(), (b, f)
+
+def test_runbook_eval_command(study):
+    "`vlm_nb r3 eval` with the runbook's §6b flags: base clean per dataset, and the stage-2 r3 model on a sweep"
+    d = study
+    ck = json.loads((d/'study'/'checkpoints'/'stage2_text'/'stage.json').read_text())['checkpoint']
+    common = [f'--val_jsonl', f'{d}/val.jsonl', '--image_root', f'{d}/data', '--index_dir', f'{d}/indices', '--top_k', '3',
+              f'model.name_or_path={d}/model', 'retrieval.text_field=question', 'eval.batch_size=4', 'eval.max_new_tokens=8']
+    r = subprocess.run([str(BIN/'vlm_nb'), 'r3', 'eval', '--eval_mode', 'base', '--clean_only', '--no_pseudo_text',
+                        '--dataset_prefixes', 'screens', '--out_dir', f'{d}/cli_base', *common], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    s = json.loads((d/'cli_base'/'summary.json').read_text())
+    assert (s['method'], s['levels'], s['method_settings']['pseudo_text']) == ('base', [0.0], False), s['method_settings']
+    text_only = ['--disable_image_retrieval', '--disable_visual_memory', '--disable_gate', '--disable_latent_tokens']
+    r = subprocess.run([str(BIN/'vlm_nb'), 'r3', 'eval', '--eval_mode', 'r3', '--checkpoint_dir', ck, '--corruption_levels', '0,0.5',
+                        '--corrupt_text_target', 'none', '--out_dir', f'{d}/cli_r3', *text_only, *common],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    s = json.loads((d/'cli_r3'/'summary.json').read_text())
+    assert s['method'] == 'r3' and s['levels'] == [0.0, 0.5] and s['method_settings']['soft_prefix'] is True, s['method_settings']
+    assert {(t['level'], t['dataset']) for t in s['table']} >= {(0.0, 'all'), (0.5, 'all')}
+    r = subprocess.run([str(BIN/'vlm_nb'), 'r3', 'eval', '--eval_mode', 'r3', *common], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and '--checkpoint_dir' in r.stderr, r.stderr[-2000:]

@@ -13,12 +13,13 @@ from .runner import run_notebook, reproduce, NotebookFailed
 # %% auto #0
 __all__ = ['DELEGATES', 'build_parser', 'main']
 
-# %% ../nbs/91_cli.ipynb #e73df74e
+# %% ../nbs/91_cli.ipynb #1255e60e
 DELEGATES = {  # command -> (module, function taking argv, help)
     'ocr': ('vlm_nb.ocr', 'main', 'build / merge / attach the OCR cache'),
     'retrieval': ('vlm_nb.retrieval', 'main', 'build / merge / search the FAISS indices'),
     'train': ('vlm_nb.train', 'main', 'run the trainer in this process (workers are started by vlm_nb.launch)'),
     'figures': ('vlm_nb.figures', 'figures_main', 'redraw figures from recorded results'),
+    'r3': ('vlm_nb.r3_study', 'main', 'run an r3 stage or evaluation with the runbook flags'),
 }
 
 def _delegate(cmd:str, argv:list) -> int:

@@ -16,7 +16,8 @@ from .records import atomic_write_json, file_hash, write_csv
 __all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS', 'r3_config_dir', 'check_stage',
            'stage_files', 'stage_config', 'study_root', 'stage_dir', 'path_fingerprint', 'stage_identity',
            'stage_record', 'previous_checkpoint', 'plan_stage', 'run_stage', 'stage_command', 'block_overrides',
-           'majority_answers', 'majority_rows', 'block_config', 'ModelCache', 'eval_block', 'stage_curves']
+           'majority_answers', 'majority_rows', 'block_config', 'ModelCache', 'eval_block', 'stage_curves',
+           'parse_eval_args', 'run_eval', 'main']
 
 # %% ../nbs/61_r3_study.ipynb #993ff5aa
 STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full')
@@ -309,3 +310,82 @@ def stage_curves(root) -> list[dict]:
 def _isnum(v) -> bool:
     try: float(v); return True
     except (TypeError, ValueError): return False
+
+# %% ../nbs/61_r3_study.ipynb #d8c219a2
+def _split_list(v:str) -> str:
+    "'a,b' or '[a, b]' → the override form '[a, b]'"
+    v = v.strip()
+    return v if v.startswith('[') else '[' + ', '.join(x.strip() for x in v.split(',') if x.strip()) + ']'
+
+def parse_eval_args(argv:Sequence[str]) -> tuple[dict, list[str]]:
+    "The eval command's own options and the dotted overrides of the rest (runbook flags)"
+    from vlm_nb.train import parse_train_args
+    own, rest, i, argv = {}, [], 0, list(argv)
+    names = {'--checkpoint_dir': 'checkpoint', '--val_jsonl': 'val_jsonl', '--out_dir': 'out_dir', '--corruption_levels': 'levels',
+             '--dataset_prefixes': 'prefixes'}
+    while i < len(argv):
+        tok = argv[i]
+        key, eq, val = tok.partition('=')
+        if key in names:
+            if not eq:
+                if i + 1 >= len(argv): raise ConfigError(f"{key} needs a value")
+                val, i = argv[i + 1], i + 1
+            own[names[key]] = val
+        elif tok in ('--clean_only', '--disable_corruption'): own[tok[2:]] = True
+        else: rest.append(tok)
+        i += 1
+    profile, configs, overrides = parse_train_args(rest)
+    own.update(profile=profile, configs=configs)
+    if own.get('clean_only'): overrides += ['r3.clean_only=true', 'eval.corruption_levels=[0.0]']
+    elif 'levels' in own: overrides.append(f"eval.corruption_levels={_split_list(own['levels'])}")
+    if 'prefixes' in own: overrides.append(f"eval.dataset_prefixes={_split_list(own['prefixes'])}")
+    if own.get('disable_corruption'): overrides.append('eval.corrupt_image_kinds=[]')
+    return own, overrides
+
+# %% ../nbs/61_r3_study.ipynb #ce464c95
+def run_eval(checkpoint:str='', # stage checkpoint (`step_N/`); needed with r3.eval_mode=r3
+             val_jsonl:str='', # evaluation samples (default: train.val_jsonl)
+             out_dir:str='', # results folder (default: runs/r3/eval-<time>)
+             profile:str='tiny', configs:Sequence[str]=(), overrides:Sequence[str]=()) -> dict:
+    "One §6 / §6b evaluation: the base model or an r3 checkpoint, clean or swept, into `out_dir` (results contract)"
+    from vlm_nb.eval.matrix import evaluate_dataset, make_method
+    cfg = load_config(profile, *stage_files('stage5_full', profile), *configs, overrides=list(overrides))
+    models = ModelCache()
+    if cfg.r3.eval_mode == 'r3':
+        if not checkpoint: raise ConfigError("r3.eval_mode=r3 evaluates a trained checkpoint: pass --checkpoint_dir (or --eval_mode base)")
+        model, processor = models.r3(cfg, checkpoint)
+    else: model, processor = models.base(cfg)
+    out = Path(out_dir) if out_dir else Path(cfg.run.runs_dir)/'r3'/f"eval-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return evaluate_dataset(make_method('r3', model, processor, cfg), val_jsonl or cfg.train.val_jsonl, out, cfg)
+
+def main(argv:Sequence[str]|None=None) -> int:
+    "`python -m vlm_nb.r3_study stage NAME …` or `… eval …` (see above)"
+    import argparse, sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ('stage', 'eval'):
+        print("usage: python -m vlm_nb.r3_study stage NAME [--profile P] [--root DIR] [--variant V] [--init_from CKPT] [--fresh] [flags]\n"
+              "       python -m vlm_nb.r3_study eval --checkpoint_dir CKPT [--val_jsonl F] [--out_dir D] [runbook eval flags]", file=sys.stderr)
+        return 2
+    if argv[0] == 'eval':
+        own, ov = parse_eval_args(argv[1:])
+        s = run_eval(own.get('checkpoint', ''), own.get('val_jsonl', ''), own.get('out_dir', ''), own['profile'], own['configs'], ov)
+        print(json.dumps({k: s[k] for k in ('method', 'score', 'n', 'levels')}, default=str)); return 0
+    ap = argparse.ArgumentParser(prog='python -m vlm_nb.r3_study stage')
+    ap.add_argument('stage'); ap.add_argument('--root', default='runs/r3'); ap.add_argument('--variant', action='append', default=[])
+    ap.add_argument('--init_from', default=''); ap.add_argument('--fresh', action='store_true')
+    a, rest = ap.parse_known_args(argv[1:])
+    from vlm_nb.train import parse_train_args
+    profile, configs, ov = parse_train_args(rest)
+    if configs: raise ConfigError("stage: pass settings as flags or key=value (the stage's YAML files are chosen by name)")
+    s = run_stage(a.stage, a.root, profile, a.variant, ov, init_from=a.init_from, fresh=a.fresh)
+    print(json.dumps({k: s.get(k) for k in ('action', 'status', 'steps', 'final_loss', 'checkpoint', 'wall_s')}, default=str)); return 0
+
+# %% ../nbs/61_r3_study.ipynb #cd4fbcf9
+def _in_ipython() -> bool:
+    import sys
+    ip = sys.modules.get('IPython')
+    return bool(ip is not None and ip.get_ipython() is not None)
+
+if __name__ == '__main__' and not _in_ipython():
+    import sys
+    sys.exit(main())
