@@ -16,14 +16,15 @@ def tiny(tmp_path_factory):
     from vlm_nb.data.synth import generate_suite
     from vlm_nb.models.tiny import build_tiny_vlm, sample_texts
     from vlm_nb.records import load_jsonl, write_jsonl
-    from vlm_nb.retrieval import build_indices
+    from vlm_nb.retrieval import build_indices, train_tiny_clip, tiny_clip_config, TINY_CLIP_WEIGHTS
     d = tmp_path_factory.mktemp('r3')
     recs = [dict(r, ocr=' '.join(r['meta']['text'])) for s in ('screens', 'charts')
             for r in load_jsonl(generate_suite(s, d/'data', 3, seed=0, split='train', workers=1, show_progress=False))]
     train = d/'train.jsonl'; write_jsonl(train, recs)
     val = d/'val.jsonl'
     write_jsonl(val, [dict(r, ocr=' '.join(r['meta']['text'])) for r in load_jsonl(generate_suite('screens', d/'data', 1, seed=0, split='val', workers=1, show_progress=False))])
-    clip = ROOT/'data/models/tiny-clip/open_clip_model.safetensors'
+    small = tiny_clip_config(image_size=32, layers=1, text_layers=1, width=64, text_width=64, embed_dim=64, context_length=16)
+    clip = train_tiny_clip([train], d/'data', d/'clip', steps=5, batch_size=8, arch=small, show_progress=False)/TINY_CLIP_WEIGHTS
     retr = [f'retrieval.image_pretrained={clip}', f'retrieval.index_dir={d}/idx', 'retrieval.text_field=ocr', 'retrieval.batch_size=16']
     build_indices(train, d/'idx', load_config('tiny', overrides=[*retr, f'data.image_root={d}/data']), image_root=d/'data', show_progress=False)
     vlm = build_tiny_vlm(d/'vlm', list(sample_texts(train, val)) * 3, seed=0, vocab_size=400, max_pixels=128*128)
