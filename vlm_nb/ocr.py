@@ -302,7 +302,7 @@ def images_in_dir(image_root) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob('*')
                   if p.suffix.lower() in IMAGE_EXTS and p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts))
 
-# %% ../nbs/20_ocr.ipynb #eeeb1e04
+# %% ../nbs/20_ocr.ipynb #1849a81b
 @dataclass
 class DistEnv:
     "This process's place in a torchrun launch (all zeros / ones without torchrun)"
@@ -319,15 +319,17 @@ def dist_env(env:dict|None=None) -> DistEnv:
 
 def resolve_shards(num_shards:int, # requested shards; 0 = the world size
                    rank:int|None=None, # explicit shard index (default: the torchrun rank)
-                   env:DistEnv|None=None) -> tuple[int, int]:
-    "`(num_shards, rank)` of this process, checked against the launch"
-    env = env or dist_env()
+                   env:DistEnv|dict|None=None, # ranks, or torchrun's environment variables (default: this process's)
+                   command:str='vlm_nb.ocr build', # the sharded command, for the message
+                  ) -> tuple[int, int]:
+    "`(num_shards, rank)` of this process, checked against the launch (OCR caches and retrieval indices shard alike)"
+    env = env if isinstance(env, DistEnv) else dist_env(env)
     n = num_shards or env.world_size
     if env.world_size > 1 and n != env.world_size:
         raise ValueError(f"num_shards={n} but torchrun started {env.world_size} processes: use --nproc_per_node {n} or --num_shards {env.world_size}")
     if rank is None:
         if n > 1 and env.world_size == 1:
-            raise ValueError(f"num_shards={n} needs {n} processes: torchrun --nproc_per_node {n} -m vlm_nb.ocr build ..., or run each shard with --rank K")
+            raise ValueError(f"num_shards={n} needs {n} processes: torchrun --nproc_per_node {n} -m {command} ..., or run each shard with --rank K")
         rank = env.rank
     if not 0 <= rank < n: raise ValueError(f"rank {rank} is outside 0..{n-1} (num_shards={n})")
     return n, rank

@@ -380,12 +380,8 @@ def main(argv:Sequence[str]|None=None) -> int:
     s = run_stage(a.stage, a.root, profile, a.variant, ov, init_from=a.init_from, fresh=a.fresh)
     print(json.dumps({k: s.get(k) for k in ('action', 'status', 'steps', 'final_loss', 'checkpoint', 'wall_s')}, default=str)); return 0
 
-# %% ../nbs/61_r3_study.ipynb #cd4fbcf9
-def _in_ipython() -> bool:
+# %% ../nbs/61_r3_study.ipynb #18ec1e56
+if __name__ == '__main__':  # `python -m vlm_nb.r3_study`, not this notebook
     import sys
-    ip = sys.modules.get('IPython')
-    return bool(ip is not None and ip.get_ipython() is not None)
-
-if __name__ == '__main__' and not _in_ipython():
-    import sys
-    sys.exit(main())
+    from vlm_nb.train import _in_ipython
+    if not _in_ipython(): sys.exit(main())

