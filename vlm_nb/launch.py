@@ -13,10 +13,10 @@ from typing import Literal, Optional
 from .config import ConfigError, coerce, section, suggest
 
 # %% auto #0
-__all__ = ['PROGRESS_TAG', 'LAUNCHERS', 'RANK_PREFIX', 'progress_line', 'parse_progress', 'LaunchCfg', 'LaunchError',
-           'launch_cfg', 'free_port', 'split_endpoint', 'resolve', 'Sh', 'worker_argv', 'launch_argv', 'worker_main',
-           'DistInfo', 'worker_device', 'record_error', 'distributed_session', 'LaunchResult', 'rank_statuses',
-           'log_tail', 'worker_env', 'launch', 'sbatch_script']
+__all__ = ['PROGRESS_TAG', 'LAUNCHERS', 'RANK_PREFIX', 'PEER_FAILURE', 'progress_line', 'parse_progress', 'LaunchCfg',
+           'LaunchError', 'launch_cfg', 'free_port', 'split_endpoint', 'resolve', 'Sh', 'worker_argv', 'launch_argv',
+           'worker_main', 'DistInfo', 'worker_device', 'record_error', 'distributed_session', 'LaunchResult',
+           'rank_statuses', 'log_tail', 'worker_env', 'launch', 'sbatch_script']
 
 # %% ../nbs/02_launch.ipynb #1b98b4a3
 PROGRESS_TAG = '[vlm_nb]'
@@ -360,11 +360,19 @@ def log_tail(path, n:int=20) -> list[str]:
     try: return list(deque(Path(path).read_text(errors='replace').splitlines(), maxlen=n))
     except FileNotFoundError: return []
 
-# %% ../nbs/02_launch.ipynb #e0d73dff
+# %% ../nbs/02_launch.ipynb #b64a2913
+PEER_FAILURE = re.compile(r'gloo|nccl|connection (closed|reset)|broken pipe|recvBytes|sendBytes', re.I)
+
+def _peer_failure(s:dict) -> bool:
+    "Whether a rank's error is a collective failing because another rank died (gloo / NCCL connection errors)"
+    e = s.get('error')
+    return bool(e and PEER_FAILURE.search(f"{e.get('type', '')}: {e.get('message', '')}"))
+
 def _failure(log_dir:Path, launcher:str, rc:int, tail_n:int, out_tail:list, result, launcher_log:Path) -> LaunchError:
     st = rank_statuses(log_dir)
     failed = [s for s in st.values() if s['returncode'] != 0]
-    own = [s for s in failed if not s.get('stopped_by')] or failed
+    own = ([s for s in failed if s.get('error') and not _peer_failure(s)]  # a rank that raised its own error (even if then stopped)
+           or [s for s in failed if not s.get('stopped_by') and not _peer_failure(s)] or [s for s in failed if not s.get('stopped_by')] or failed)
     if own:
         s = min(own, key=lambda s: (s.get('error', {}).get('time', s.get('end', 0)), s['rank']))
         path = log_dir/f"rank{s['rank']}.log"
@@ -372,7 +380,9 @@ def _failure(log_dir:Path, launcher:str, rc:int, tail_n:int, out_tail:list, resu
         others = sorted(x['rank'] for x in failed if x['rank'] != s['rank'])
         err, rc_ = s.get('error'), s['returncode']
         why = f": {err['type']}: {err['message']}" if err else ''
-        how = f"was killed by {signal.Signals(-rc_).name}" if rc_ < 0 and -rc_ in signal.valid_signals() else f"failed with exit code {rc_}"
+        killed = rc_ < 0 and -rc_ in signal.valid_signals()
+        how = (f"failed with exit code {rc_}" if not killed else
+               f"failed and was then killed by {signal.Signals(-rc_).name}" if err else f"was killed by {signal.Signals(-rc_).name}")
         msg = (f"{launcher} worker rank {s['rank']} {how} on {s.get('host')}{why}\n"
                f"last {len(tail)} lines of rank {s['rank']} (log: {path}):\n" + '\n'.join('    ' + l for l in tail))
         if others: msg += f"\n({'ranks' if len(others) > 1 else 'rank'} {', '.join(map(str, others))} also exited non-zero: stopped by the launcher, or failed after rank {s['rank']})"
