@@ -42,7 +42,8 @@ def one(kind, info, steps, batch, lora, threads) -> dict:
     import torch
     torch.set_num_threads(threads)
     from vlm_nb.config import load_config
-    from vlm_nb.train import SFTCollator, SampleDataset, Trainer, TrainHook, load_samples, model_inputs
+    from vlm_nb.prompt import SFTCollator, model_inputs
+    from vlm_nb.train import SampleDataset, Trainer, TrainHook, load_samples
     out = tempfile.mkdtemp()
     cfg = load_config('tiny', overrides=overrides(info, out, steps, batch, lora))
     stamps = []

@@ -67,3 +67,16 @@ def test_kernel_registered_when_missing():
         assert ensure_kernel(name) == name
         assert name in KernelSpecManager().find_kernel_specs()
     finally: KernelSpecManager().remove_kernel_spec(name)
+
+def test_help_lists_every_command_and_unknown_names_nearest():
+    r = run_cmd([BIN/'vlm_nb', '--help'], check=True)
+    listed = {l.split()[0]: l for l in r.stdout.splitlines() if l.startswith('  ') and l.split()}
+    for cmd in ('run', 'reproduce', 'data', 'ocr', 'retrieval', 'train', 'figures', 'r3'):  # built-in, shared modules', a study's
+        assert cmd in r.stdout, (cmd, r.stdout)
+    for cmd in ('ocr', 'retrieval', 'train', 'figures', 'r3'):
+        assert cmd in listed and len(listed[cmd].split()) > 1, (cmd, listed.get(cmd))  # with its help line
+    r = run_cmd([BIN/'vlm_nb', 'figurs', '--study', 'x'])
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert "unknown command 'figurs' (did you mean 'figures'?)" in r.stderr
+    r = run_cmd([BIN/'vlm_nb', 'figures', '--runs-dir', 'no/such/runs'])
+    assert r.returncode == 1 and 'no runs folder' in r.stderr, r.stderr

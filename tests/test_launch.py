@@ -14,7 +14,7 @@ pause = float(sys.argv[2]) if len(sys.argv) > 2 else 0
 with distributed_session(seed=0) as d:
     for step in range(1, 4):
         t = torch.tensor([float(d.rank + 1)]); dist.all_reduce(t)
-        if d.is_main: print(progress_line(step, 3, loss=1.0 / step), flush=True)
+        if d.main: print(progress_line(step, 3, loss=1.0 / step), flush=True)
     print(f"result rank={d.rank} world={d.world_size} sum={t.item():g} backend={d.backend} "
           f"omp={os.environ.get('OMP_NUM_THREADS')} seed={d.seed}", flush=True)
     if d.rank == fail_rank:

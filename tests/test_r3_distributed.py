@@ -34,7 +34,7 @@ def r3_run(tiny, out, backend, steps, *more):
     "`python -m vlm_nb.train` under torchrun (2 gloo workers) with every r3 part on, through the runbook's flags"
     argv = ['--backend', backend, '--model_name', tiny['vlm'], '--image_root', f"{tiny['root']}/data", '--output_dir', out,
             '--train_jsonl', tiny['train'], '--val_jsonl', tiny['val'], '--use_lora', '--lora_r', 4, '--batch_size', 2,
-            '--learning_rate', '3e-3', '--warmup_steps', 1, '--max_steps', steps, '--top_k', 2, '--max_length', 512,
+            '--learning_rate', '3e-3', '--warmup_steps', 1, '--max_steps', steps, 'retrieval.top_k=2', '--max_length', 512,
             '--max_corruption', '0.5', '--corruption_warmup_steps', 1, '--corruption_total_steps', steps,
             '--teacher_mode', 'ema', '--teacher_ema_decay', '0.9', '--r3_lr_mult', '0.5', '--r3_fp32',
             'train.hooks=[r3]', 'run.progress=false', *tiny['retr'], *more]

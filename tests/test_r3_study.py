@@ -37,7 +37,7 @@ def _overrides(d, steps):
 def _stage_code(d, stage, steps, extra=''):
     return f"""
 import json
-from vlm_nb.r3_study import run_stage
+from vlm_nb.studies.r3.study import run_stage
 s = run_stage({stage!r}, {str(d/'study')!r}, 'tiny', overrides={_overrides(d, steps)!r}, progress=False{extra})
 print('SUMMARY', json.dumps({{k: s.get(k) for k in ('action', 'steps', 'status', 'checkpoint', 'first_loss', 'final_loss')}}))
 """
@@ -92,7 +92,7 @@ def test_eval_blocks_on_stage_checkpoint(study):
     code = f"""
 import json, torch
 torch.set_num_threads(1)
-from vlm_nb.r3_study import eval_block, majority_rows, stage_record, ModelCache
+from vlm_nb.studies.r3.study import eval_block, majority_rows, stage_record, ModelCache
 d = {str(d)!r}
 over = {_overrides(d, 4)!r} + ['eval.batch_size=4', 'eval.max_new_tokens=8']
 ckpt = stage_record(d + '/study', 'stage2_text')['checkpoint']

@@ -7,26 +7,23 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 import yaml
+from .registry import COMMANDS, suggest
 from .config import profiles_dir
+from .data.recipe import prepare, check_manifest_leakage
+from .unified import main as rebuild_main
 from .runner import run_notebook, reproduce, NotebookFailed
 
 # %% auto #0
-__all__ = ['DELEGATES', 'build_parser', 'main']
+__all__ = ['BUILTIN', 'command_names', 'build_parser', 'main']
 
 # %% ../nbs/91_cli.ipynb #1255e60e
-DELEGATES = {  # command -> (module, function taking argv, help)
-    'ocr': ('vlm_nb.ocr', 'main', 'build / merge / attach the OCR cache'),
-    'retrieval': ('vlm_nb.retrieval', 'main', 'build / merge / search the FAISS indices'),
-    'train': ('vlm_nb.train', 'main', 'run the trainer in this process (workers are started by vlm_nb.launch)'),
-    'figures': ('vlm_nb.figures', 'figures_main', 'redraw figures from recorded results'),
-    'r3': ('vlm_nb.r3_study', 'main', 'run an r3 stage or evaluation with the runbook flags'),
-}
+BUILTIN = ('run', 'reproduce', 'data')  # the commands parsed here
+COMMANDS.homes.update({  # shared modules that register a command on import
+    'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'train': 'vlm_nb.train', 'figures': 'vlm_nb.figures'})
 
-def _delegate(cmd:str, argv:list) -> int:
-    "Run module command `cmd` with the rest of the command line"
-    import importlib
-    mod, fn, _ = DELEGATES[cmd]
-    return getattr(importlib.import_module(mod), fn)(argv) or 0
+def command_names() -> list[str]:
+    "Every command: the built-in ones, the shared modules' and the studies'"
+    return sorted({*BUILTIN, *COMMANDS.names()})
 
 # %% ../nbs/91_cli.ipynb #1e5680ae
 def _param_value(raw:str):
@@ -41,9 +38,12 @@ def _param_value(raw:str):
         except yaml.YAMLError: pass
     return raw
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands:bool=False, # list the registered commands in the help (imports their modules and the studies)
+                ) -> argparse.ArgumentParser:
     "Argument parser of the `vlm_nb` command"
-    ap = argparse.ArgumentParser(prog='vlm_nb', description='Notebook-first VLM research workbench')
+    epilog = 'commands of modules and studies (each has its own --help):\n' + COMMANDS.describe() if commands else None
+    ap = argparse.ArgumentParser(prog='vlm_nb', description='Notebook-first VLM research workbench', epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run', help='execute one parameterized notebook with papermill into runs/')
     r.add_argument('notebook', type=Path)
@@ -79,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument('--data-root', default='data')
     dl.add_argument('--recipe', default=None, help='recipe name in the manifest (default: the only one)')
     dl.add_argument('--check-text', action='store_true')
-    d.add_parser('rebuild', help='OCR caches, unified files with OCR, train/val files and retrieval indices (r3); see --help', add_help=False)
-    for cmd, (_, _, h) in DELEGATES.items(): sub.add_parser(cmd, help=h, add_help=False)
+    d.add_parser('rebuild', help='OCR caches, unified files with OCR, train/val files and retrieval indices; see --help', add_help=False)
     return ap
 
 # %% ../nbs/91_cli.ipynb #9f5db517
@@ -96,7 +95,6 @@ def _counts(items:list) -> dict:
 
 def _data(args) -> int:
     "Run a `vlm_nb data …` command"
-    from vlm_nb.data.recipe import prepare, check_manifest_leakage
     try:
         if args.data_cmd == 'prepare':
             res = prepare(args.recipe, args.data_root, seed=args.seed, workers=args.workers, scale=args.scale,
@@ -117,9 +115,16 @@ def _data(args) -> int:
 def main(argv:list|None=None) -> int:
     "Entry point of the `vlm_nb` console script"
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATES: return _delegate(argv[0], argv[1:])
+    if not argv or argv[0] in ('-h', '--help'):
+        build_parser(commands=True).print_help(sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] not in BUILTIN and not argv[0].startswith('-'):
+        if argv[0] not in COMMANDS:
+            known = command_names()
+            print(f"[vlm_nb] error: unknown command {argv[0]!r}{suggest(argv[0], known)}; commands: {', '.join(known)}", file=sys.stderr)
+            return 2
+        return COMMANDS.get(argv[0])(argv[1:]) or 0
     if argv[:2] == ['data', 'rebuild']:  # the module keeps its own parser (also `python -m vlm_nb.unified`)
-        from vlm_nb.unified import main as rebuild_main
         return rebuild_main(argv[2:], prog='vlm_nb data rebuild')
     args = build_parser().parse_args(argv)
     try:

@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 import matplotlib
 from matplotlib.figure import Figure
+from .registry import COMMANDS, Registry, suggest
 from .records import atomic_write_bytes, load_jsonl
 
 # %% auto #0
 __all__ = ['THEME', 'DPI', 'FORMATS', 'ACTION_COLS', 'FIGURE_RECIPES', 'theme_rc', 'palette', 'set_theme', 'themed', 'load_table',
            'need_columns', 'figure_bytes', 'save_figure', 'in_kernel', 'finish', 'pareto_front', 'plot_pareto',
            'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe', 'find_tables',
-           'latest_run', 'training_figures', 'example_figures', 'vov_figures', 'r3_figures', 'ocr_figures',
-           'reasoning_figures', 'spatial_figures', 'rebuild_figures', 'figures_main']
+           'concat_tables', 'first_column', 'save_into', 'latest_run', 'training_figures', 'pareto_figures',
+           'action_ratio_figures', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures', 'figures_main']
 
 # %% ../nbs/55_figures.ipynb #fb0aabf6
 THEME = dict(style='whitegrid', context='paper', palette='colorblind', font='DejaVu Sans', font_scale=1.0)
@@ -262,13 +263,14 @@ def plot_metric_bars(data, x:str='model', metrics:str|Sequence[str]=('accuracy',
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #9f8d5dc7
-FIGURE_RECIPES: dict[str, Callable] = {}
+FIGURE_RECIPES = Registry('figure recipe')  # study name -> fn(run_dir:Path, out_dir:Path) -> list[Path]
 
-def figure_recipe(study:str):
+def figure_recipe(study:str, # the study's folder name under `runs/`
+                 ):
     "Register `fn(run_dir:Path, out_dir:Path) -> list[Path]` as the figure recipe of `study`"
-    def deco(fn): FIGURE_RECIPES[study] = fn; return fn
-    return deco
+    return FIGURE_RECIPES.register(study)
 
+# %% ../nbs/55_figures.ipynb #08f4f769
 def find_tables(run_dir, patterns:Sequence[str], needs:Sequence[str]=()) -> list[pd.DataFrame]:
     "Tables under `run_dir` matching any glob of `patterns` that have all `needs` columns, sorted by path"
     run_dir, seen, out = Path(run_dir), set(), []
@@ -280,15 +282,21 @@ def find_tables(run_dir, patterns:Sequence[str], needs:Sequence[str]=()) -> list
                 df['source'] = str(p.parent.relative_to(run_dir)); df.attrs['source'] = str(p); out.append(df)
     return out
 
-def _concat(dfs): return pd.concat(dfs, ignore_index=True) if dfs else None
+# %% ../nbs/55_figures.ipynb #129215bf
+def concat_tables(dfs:Sequence[pd.DataFrame]) -> pd.DataFrame|None:
+    "The tables stacked into one (None when there are none)"
+    return pd.concat(dfs, ignore_index=True) if dfs else None
 
-def _first(df, *cols): return next((c for c in cols if c in df.columns), None)
+def first_column(df:pd.DataFrame, *cols:str) -> str|None:
+    "The first of `cols` that `df` has"
+    return next((c for c in cols if c in df.columns), None)
 
-def _into(out_dir) -> dict:
+def save_into(out_dir) -> dict:
     "Plot-function arguments that save into `out_dir` without displaying"
     out_dir = Path(out_dir)
     return dict(study=out_dir.name, out=out_dir.parent, show=False)
 
+# %% ../nbs/55_figures.ipynb #c68d3829
 _STAMP = re.compile(r'(\d{8}-\d{6})$')
 
 def latest_run(study_dir) -> Path|None:
@@ -305,65 +313,56 @@ def training_figures(run_dir, out_dir) -> list[Path]:
     for df in find_tables(run_dir, ('metrics.csv', 'train_metrics.csv', '*_metrics.csv'), needs=('step',)):
         if not any('loss' in str(c).lower() for c in df.columns): continue
         tag = re.sub(r'[^\w.\-]+', '_', df['source'].iloc[0]) or 'run'
-        paths += plot_training(df.drop(columns='source'), title=tag, **_into(out_dir), name=f'training_{tag}').saved
+        paths += plot_training(df.drop(columns='source'), title=tag, **save_into(out_dir), name=f'training_{tag}').saved
     return paths
 
-@figure_recipe('example')
-def example_figures(run_dir, out_dir) -> list[Path]:
-    "The example study: its SGD loss curve from `results.csv`"
-    df = _concat(find_tables(run_dir, ('results.csv',), needs=('step', 'loss')))
-    return [] if df is None else plot_training(df, y='loss', logy=True, title='example fit', **_into(out_dir), name='loss').saved
-
-@figure_recipe('vov')
-def vov_figures(run_dir, out_dir) -> list[Path]:
-    "The vov study: Pareto curves per dataset and action ratios"
-    paths = []
-    df = _concat(find_tables(run_dir, ('results.csv', 'pareto*.csv'), needs=('avg_cost', 'accuracy')))
-    if df is not None:
-        hue = _first(df, 'baseline_name', 'method')
-        ann = 'lambda_cost' if 'lambda_cost' in df.columns else None
-        sets = sorted(df['dataset'].astype(str).unique()) if 'dataset' in df.columns else [None]
-        for ds in sets:
-            d = df if ds is None else df[df['dataset'].astype(str) == ds]
-            paths += plot_pareto(d, hue=hue, annotate=ann, title=ds, **_into(out_dir), name='pareto' if ds is None else f'pareto_{ds}').saved
-    ar = _concat(find_tables(run_dir, ('results.csv', 'action_ratio*.csv'), needs=ACTION_COLS))
-    if ar is not None:
-        lab = [c for c in ('baseline_name', 'method', 'lambda_cost', 'threshold', 'dataset') if c in ar.columns] or ['source']
-        paths += plot_action_ratio(ar, label=lab, **_into(out_dir)).saved
+# %% ../nbs/55_figures.ipynb #1ad1bc06
+def pareto_figures(run_dir, out_dir) -> list[Path]:
+    "Cost / accuracy Pareto curves, one figure per dataset"
+    df, paths = concat_tables(find_tables(run_dir, ('results.csv', 'pareto*.csv'), needs=('avg_cost', 'accuracy'))), []
+    if df is None: return paths
+    hue = first_column(df, 'baseline_name', 'method')
+    ann = 'lambda_cost' if 'lambda_cost' in df.columns else None
+    sets = sorted(df['dataset'].astype(str).unique()) if 'dataset' in df.columns else [None]
+    for ds in sets:
+        d = df if ds is None else df[df['dataset'].astype(str) == ds]
+        paths += plot_pareto(d, hue=hue, annotate=ann, title=ds, **save_into(out_dir), name='pareto' if ds is None else f'pareto_{ds}').saved
     return paths
 
-@figure_recipe('r3')
-def r3_figures(run_dir, out_dir) -> list[Path]:
-    "The r3 study: corruption sweeps and clean accuracy per dataset"
-    df = _concat(find_tables(run_dir, ('results.csv',), needs=('accuracy',)))
+# %% ../nbs/55_figures.ipynb #048dc7b8
+def action_ratio_figures(run_dir, out_dir) -> list[Path]:
+    "Rates of the NO / COARSE / FULL actions per method and setting"
+    ar = concat_tables(find_tables(run_dir, ('results.csv', 'action_ratio*.csv'), needs=ACTION_COLS))
+    if ar is None: return []
+    lab = [c for c in ('baseline_name', 'method', 'lambda_cost', 'threshold', 'dataset') if c in ar.columns] or ['source']
+    return plot_action_ratio(ar, label=lab, **save_into(out_dir)).saved
+
+# %% ../nbs/55_figures.ipynb #b14d4ace
+def corruption_figures(run_dir, out_dir) -> list[Path]:
+    "Accuracy against corruption level per method and dataset, and clean accuracy per dataset"
+    df = concat_tables(find_tables(run_dir, ('results.csv',), needs=('accuracy',)))
     if df is None: return []
-    hue, paths = _first(df, 'method', 'block', 'eval_mode'), []
+    hue, paths = first_column(df, 'method', 'block', 'eval_mode'), []
     if 'corruption_level' in df.columns:
         sw = df.dropna(subset=['corruption_level'])
         if sw['corruption_level'].nunique() > 1:
-            paths += plot_corruption(sw, hue=hue, col='dataset' if 'dataset' in sw.columns else None, **_into(out_dir)).saved
+            paths += plot_corruption(sw, hue=hue, col='dataset' if 'dataset' in sw.columns else None, **save_into(out_dir)).saved
     if 'dataset' in df.columns and hue:
         clean = df[df['corruption_level'].fillna(0) == 0] if 'corruption_level' in df.columns else df
-        if len(clean): paths += plot_metric_bars(clean, x='dataset', metrics='accuracy', hue=hue, **_into(out_dir), name='clean_accuracy').saved
+        if len(clean): paths += plot_metric_bars(clean, x='dataset', metrics='accuracy', hue=hue, **save_into(out_dir), name='clean_accuracy').saved
     return paths
 
-@figure_recipe('ocr')
-def ocr_figures(run_dir, out_dir) -> list[Path]:
-    "The ocr study: WER / CER per model"
-    df = _concat(find_tables(run_dir, ('results.csv', 'ocr_*.csv'), needs=('model', 'wer', 'cer')))
-    return [] if df is None else plot_metric_bars(df, metrics=['wer', 'cer'], **_into(out_dir), name='ocr_model_comparison').saved
-
-@figure_recipe('reasoning')
-def reasoning_figures(run_dir, out_dir) -> list[Path]:
-    "The reasoning study: AIME accuracy and pass@k per model"
-    df = _concat(find_tables(run_dir, ('results.csv', 'aime_model_comparison*.csv'), needs=('model', 'accuracy', 'pass_at_k')))
-    return [] if df is None else plot_metric_bars(df, metrics=['accuracy', 'pass_at_k'], fmt='{:.1f}', **_into(out_dir), name='aime_comparison').saved
-
-@figure_recipe('spatial')
-def spatial_figures(run_dir, out_dir) -> list[Path]:
-    "The spatial study: exact and partial match per dataset"
-    df = _concat(find_tables(run_dir, ('results.csv',), needs=('dataset', 'exact', 'partial')))
-    return [] if df is None else plot_metric_bars(df, x='dataset', metrics=['exact', 'partial'], **_into(out_dir), name='qa_match').saved
+# %% ../nbs/55_figures.ipynb #bf12a8dd
+def metric_bars_figures(run_dir, out_dir,
+                        patterns:Sequence[str]=('results.csv',), # globs of the tables to read
+                        x:str='model', # the category column
+                        metrics:Sequence[str]=('accuracy',), # one bar per metric and category
+                        name:str='metrics', # the figure's file name
+                        fmt:str='{:.3f}', # bar labels
+                       ) -> list[Path]:
+    "Bars of `metrics` per `x` from the run's tables that have them"
+    df = concat_tables(find_tables(run_dir, patterns, needs=(x, *metrics)))
+    return [] if df is None else plot_metric_bars(df, x=x, metrics=list(metrics), fmt=fmt, **save_into(out_dir), name=name).saved
 
 # %% ../nbs/55_figures.ipynb #03ee7771
 def rebuild_figures(root='runs', # recorded runs: `<root>/<study>/<run>/…`
@@ -381,17 +380,17 @@ def rebuild_figures(root='runs', # recorded runs: `<root>/<study>/<run>/…`
         found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.'))
         for s in studies or []:
             if s not in found:
-                from vlm_nb.config import suggest
                 raise FileNotFoundError(f"{root}: no recorded runs of study {s!r}{suggest(s, found)}; recorded: {', '.join(found) or 'none'}")
         runs = {s: latest_run(root/s) for s in (studies or found)}
     written = {}
     for s, r in runs.items():
         if r is None: written[s] = []; continue
         if not r.is_dir(): raise FileNotFoundError(f"{r}: no such run folder")
-        recipe = FIGURE_RECIPES.get(s)
+        recipe = FIGURE_RECIPES.get(s) if s in FIGURE_RECIPES else None  # a folder without a recipe gets its training curves only
         written[s] = (recipe(r, Path(out)/s) if recipe else []) + training_figures(r, Path(out)/s)
     return written
 
+# %% ../nbs/55_figures.ipynb #5758ca8e
 def figures_main(argv:list|None=None) -> int:
     "`vlm_nb figures`: redraw the figures of recorded runs"
     ap = argparse.ArgumentParser(prog='vlm_nb figures', description='Redraw paper figures from recorded results (no model needed)')
@@ -406,3 +405,5 @@ def figures_main(argv:list|None=None) -> int:
         print(f"[vlm_nb] {s}: {len(paths)} file(s)" + (f" in {Path(a.out)/s}" if paths else ' (no recorded results to draw)'))
         for p in paths: print(f"  {p}")
     return 0
+
+COMMANDS.register('figures', figures_main, help='redraw figures from recorded results')

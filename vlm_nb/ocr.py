@@ -10,8 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Literal
 import numpy as np
+from .registry import COMMANDS
 from .config import section, load_config, suggest, ConfigError
 from .records import read_jsonl, write_jsonl, atomic_write_json, progress, RecordError
+from .dist import DistInfo, dist_env
 from .data.schema import (load_image, resolve_image, check_relative_path, read_samples, write_samples,
                                 ImageError, SampleError, SkipReport)
 try: import fcntl
@@ -21,11 +23,10 @@ except ImportError: fcntl = None  # no advisory locks on this platform
 __all__ = ['ENGINE_KEYS', 'ENGINES', 'TESS_LANGS', 'IMAGE_EXTS', 'TIMING_FIELDS', 'OCRCfg', 'reading_order', 'OCRResult',
            'OCRSetupError', 'OCREngine', 'ocr_engine', 'make_engine', 'engine_from_config', 'default_threads',
            'RapidOCREngine', 'normalize_ws', 'cer', 'string_recall', 'PaddleOCREngine', 'tessdata_candidates',
-           'find_tessdata', 'TesseractEngine', 'images_from_jsonl', 'images_in_dir', 'DistEnv', 'dist_env',
-           'resolve_shards', 'shard_path', 'visible_gpus', 'bind_gpu', 'OCRCacheError', 'read_ocr_cache',
-           'load_ocr_cache', 'CacheWriter', 'OCRBuildReport', 'done_marker', 'build_ocr_cache', 'strip_timing',
-           'merge_shards', 'attach_ocr_records', 'attach_ocr', 'add_ocr_commands', 'build_parser', 'config_from_args',
-           'run_build', 'run_ocr_command', 'main']
+           'find_tessdata', 'TesseractEngine', 'images_from_jsonl', 'images_in_dir', 'resolve_shards', 'shard_path',
+           'visible_gpus', 'bind_gpu', 'OCRCacheError', 'read_ocr_cache', 'load_ocr_cache', 'CacheWriter',
+           'OCRBuildReport', 'done_marker', 'build_ocr_cache', 'strip_timing', 'merge_shards', 'attach_ocr_records',
+           'attach_ocr', 'add_ocr_commands', 'build_parser', 'config_from_args', 'run_build', 'run_ocr_command', 'main']
 
 # %% ../nbs/20_ocr.ipynb #a04b000e
 @section('ocr')
@@ -303,27 +304,13 @@ def images_in_dir(image_root) -> list[str]:
                   if p.suffix.lower() in IMAGE_EXTS and p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts))
 
 # %% ../nbs/20_ocr.ipynb #1849a81b
-@dataclass
-class DistEnv:
-    "This process's place in a torchrun launch (all zeros / ones without torchrun)"
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-def dist_env(env:dict|None=None) -> DistEnv:
-    "Ranks from torchrun's environment variables"
-    e = os.environ if env is None else env
-    g = lambda k, d: int(e.get(k, d))
-    return DistEnv(g('RANK', 0), g('WORLD_SIZE', 1), g('LOCAL_RANK', e.get('RANK', 0)), g('LOCAL_WORLD_SIZE', e.get('WORLD_SIZE', 1)))
-
 def resolve_shards(num_shards:int, # requested shards; 0 = the world size
                    rank:int|None=None, # explicit shard index (default: the torchrun rank)
-                   env:DistEnv|dict|None=None, # ranks, or torchrun's environment variables (default: this process's)
+                   env:DistInfo|dict|None=None, # ranks, or torchrun's environment variables (default: this process's)
                    command:str='vlm_nb.ocr build', # the sharded command, for the message
                   ) -> tuple[int, int]:
     "`(num_shards, rank)` of this process, checked against the launch (OCR caches and retrieval indices shard alike)"
-    env = env if isinstance(env, DistEnv) else dist_env(env)
+    env = env if isinstance(env, DistInfo) else dist_env(env)
     n = num_shards or env.world_size
     if env.world_size > 1 and n != env.world_size:
         raise ValueError(f"num_shards={n} but torchrun started {env.world_size} processes: use --nproc_per_node {n} or --num_shards {env.world_size}")
@@ -628,6 +615,9 @@ def run_ocr_command(args) -> int:
 def main(argv:list|None=None) -> int:
     "Entry point of `python -m vlm_nb.ocr`"
     return run_ocr_command(build_parser().parse_args(argv))
+
+# %% ../nbs/20_ocr.ipynb #9fb02266
+COMMANDS.register('ocr', main, help='build / merge / attach the OCR cache')  # `vlm_nb ocr …`
 
 # %% ../nbs/20_ocr.ipynb #0fc6df83
 #| eval: false

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_records.ipynb #bf31684a
 from __future__ import annotations
-import csv, datetime as dt, hashlib, io, json, os, platform, random, socket, subprocess, sys, tempfile
+import csv, datetime as dt, hashlib, io, json, os, platform, random, shutil, socket, subprocess, sys, tempfile
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'seed_everything', 'derive_seed', 'worker_init_fn', 'default_mode', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'RecordError', 'parse_jsonl_line', 'jsonl_lines', 'read_jsonl',
-           'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl', 'file_hash', 'git_state', 'package_versions',
-           'default_output_dir', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv', 'write_results', 'progress']
+           'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'RecordError', 'parse_jsonl_line', 'jsonl_lines',
+           'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl', 'file_hash', 'git_state',
+           'package_versions', 'default_output_dir', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv',
+           'write_results', 'progress']
 
 # %% ../nbs/01_records.ipynb #aa627bfc
 def seed_everything(seed:int, # base seed
@@ -74,6 +75,23 @@ def atomic_write_text(path, text:str) -> Path:
 def atomic_write_json(path, obj, indent:int=2) -> Path:
     "Write `obj` as JSON to `path` atomically"
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, default=str) + '\n')
+
+# %% ../nbs/01_records.ipynb #fee51d81
+@contextmanager
+def atomic_dir(path):
+    "Yield a temporary folder next to `path`; on success it replaces `path`, on error it is removed"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
+    tmp.chmod(default_mode(directory=True))  # mkdtemp's 0700 would make a saved model private
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f'.{path.name}.{os.getpid()}.old'); os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None: shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
 
 # %% ../nbs/01_records.ipynb #9cde6ed2
 class RecordError(ValueError):
@@ -195,7 +213,6 @@ def start_run(cfg, # resolved `Config`
               extra:dict|None=None, # anything else worth recording
              ) -> Run:
     "Create the run folder, seed, save the config and write `run_metadata.json`"
-    from vlm_nb.config import save_config
     out = Path(output_dir) if output_dir else default_output_dir(cfg)
     seed = seed_everything(cfg.run.seed, rank, cfg.run.deterministic)
     md = dict(seed=cfg.run.seed, rank_seed=seed, rank=rank, config=cfg.to_dict(), config_hash=cfg.hash,
@@ -206,7 +223,7 @@ def start_run(cfg, # resolved `Config`
     run = Run(cfg, out, md)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out/'config.yaml')
+        atomic_write_text(out/'config.yaml', cfg.to_yaml())
         atomic_write_json(run.metadata_path, md)
     return run
 
@@ -222,8 +239,12 @@ def write_csv(path, rows:list[dict], columns:list|None=None) -> Path:
     cols = list(columns or dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction='raise', lineterminator='\n')
+    quoted = csv.DictWriter(buf, fieldnames=cols, extrasaction='raise', lineterminator='\n', quoting=csv.QUOTE_ALL)
     w.writeheader()
-    for r in rows: w.writerow({k: r.get(k, '') for k in cols})
+    for r in rows:
+        row = {k: r.get(k, '') for k in cols}
+        # a bare '\r' is not a line end for this writer, so it would go unquoted and split the row when read back
+        (quoted if any(isinstance(v, str) and '\r' in v for v in row.values()) else w).writerow(row)
     return atomic_write_text(path, buf.getvalue())
 
 def read_csv(path) -> list[dict]:

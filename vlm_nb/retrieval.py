@@ -10,10 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
 import numpy as np
-from .config import Config, ConfigError, section, load_config, suggest
-from .records import (RecordError, atomic_write_bytes, atomic_write_json, file_hash, jsonl_lines,
+from .registry import COMMANDS, suggest
+from .config import Config, ConfigError, section, load_config
+from .records import (RecordError, atomic_dir, atomic_write_bytes, atomic_write_json, file_hash, jsonl_lines,
                             parse_jsonl_line, progress)
-from .data.schema import Sample, SampleError, SkipReport, validate_sample, resolve_image, load_image
+from .data.schema import Sample, SampleError, SkipReport, validate_sample, read_samples, resolve_image, load_image
+from .ocr import resolve_shards as resolve_ocr_shards
 
 # %% auto #0
 __all__ = ['BUNDLED_MINILM', 'TINY_CLIP_NAME', 'TINY_CLIP_DIR', 'TINY_CLIP_WEIGHTS', 'KINDS', 'TEXT_FIELDS', 'RetrievalCfg',
@@ -234,7 +236,6 @@ def pair_text(s:Sample) -> str:
 
 def clip_pairs(*jsonls) -> list[tuple[str, str]]:
     "`(image, text)` pairs of unified JSONL files: one per distinct image, with its first sample's text"
-    from vlm_nb.data.schema import read_samples
     out = {}
     for p in jsonls:
         for s in read_samples(p):
@@ -293,7 +294,6 @@ def train_tiny_clip(jsonls:Sequence, # unified JSONL files whose images (and tex
 def _train_clip(out, pairs, spec, jsonls, image_root, arch, name, device, show_progress, t0) -> Path:
     import torch, open_clip
     from safetensors.torch import save_file
-    from vlm_nb.models.backbone import atomic_dir
     steps, batch_size, lr, weight_decay, warmup_steps, seed = (spec[k] for k in ('steps', 'batch_size', 'lr', 'weight_decay', 'warmup_steps', 'seed'))
     with atomic_dir(out) as tmp:
         atomic_write_json(tmp/f'{name}.json', arch)
@@ -675,8 +675,7 @@ def resolve_shards(num_shards:int, # requested shards; 0 = the world size
                    env:dict|None=None, # torchrun's environment variables (default: this process's)
                   ) -> tuple[int, int]:
     "`(num_shards, rank)` of this process, checked against the launch (`vlm_nb.ocr.resolve_shards`)"
-    from vlm_nb.ocr import resolve_shards as _resolve
-    return _resolve(num_shards, rank, env, command='vlm_nb.retrieval build')
+    return resolve_ocr_shards(num_shards, rank, env, command='vlm_nb.retrieval build')
 
 def shard_bounds(n_rows:int, rank:int, num_shards:int) -> tuple[int, int]:
     "Rows `[start, end)` of shard `rank`"
@@ -843,6 +842,9 @@ def main(argv:list|None=None) -> int:
         print(f"[vlm_nb.retrieval] error: {e}", file=sys.stderr)
         return 1
     return 0
+
+# %% ../nbs/21_retrieval.ipynb #6341e9b7
+COMMANDS.register('retrieval', main, help='build / merge / search the FAISS indices')  # `vlm_nb retrieval …`
 
 # %% ../nbs/21_retrieval.ipynb #0c95f47a
 #| eval: false

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 import papermill as pm
 from papermill.exceptions import PapermillExecutionError
+import vlm_nb
+from .registry import suggest
 
 # %% auto #0
 __all__ = ['KERNEL_NAME', 'repo_root', 'ensure_kernel', 'study_of', 'notebook_parameters', 'NotebookFailed', 'run_notebook',
@@ -22,7 +24,6 @@ def repo_root(start=None) -> Path:
     p = Path(start or Path.cwd()).resolve()
     for q in (p, *p.parents):
         if (q/'settings.ini').exists() and (q/'nbs').is_dir(): return q
-    import vlm_nb
     return Path(vlm_nb.__file__).resolve().parent.parent
 
 def ensure_kernel(name:str=KERNEL_NAME) -> str:
@@ -85,7 +86,6 @@ def run_notebook(nb_path, # experiment notebook
     declared = notebook_parameters(nb_path)
     unknown = set(params) - set(declared)
     if unknown:
-        from vlm_nb.config import suggest
         k = sorted(unknown)[0]
         raise ValueError(f"{nb_path}: unknown parameter {k!r}{suggest(k, declared)}; parameters: {', '.join(declared)}")
     stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')
@@ -108,7 +108,6 @@ def study_notebooks(study:str, root=None) -> list[Path]:
     d = repo_root(root)/'nbs'/'experiments'/study
     if not d.is_dir():
         avail = sorted(p.name for p in (repo_root(root)/'nbs'/'experiments').iterdir() if p.is_dir())
-        from vlm_nb.config import suggest
         raise ValueError(f"unknown study {study!r}{suggest(study, avail)}; studies: {', '.join(avail)}")
     return sorted(p for p in d.glob('[0-9]*.ipynb'))
 

@@ -5,7 +5,6 @@
 # %% ../nbs/40_train.ipynb #8f4703b3
 from __future__ import annotations
 import argparse, contextlib, csv, importlib, json, math, os, resource, shutil, socket, sys, time
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -13,21 +12,33 @@ import numpy as np
 import torch
 from torch import nn
 import torch.distributed as dist
-from .config import Config, ConfigError, SECTIONS, load_config, section_hints, suggest
+from .registry import COMMANDS, Registry, suggest
 from .records import (RecordError, append_jsonl, atomic_write_json, default_output_dir, derive_seed, finish_run,
-                            progress, read_csv, start_run, worker_init_fn, write_results)
+                            progress, read_csv, start_run, worker_init_fn, write_csv, write_results)
+from .config import Config, ConfigError, SECTIONS, load_config, section_hints
+from .dist import DistInfo, dist_env
+from .launch import distributed_session, progress_line, record_error
 from .data.schema import Sample, load_image, read_samples, resolve_image
 from .models.backbone import load_model, load_processor
+from .prompt import SFTCollator, model_inputs, to_device
+from .checkpoint import check_keys, find_checkpoint, rng_state, set_rng_state, tensor_shapes, zero_to_fp32
+from .eval.metrics import METRICS
 
 # %% auto #0
-__all__ = ['HOOKS', 'HOOK_HOMES', 'FLAG_ALIASES', 'FLAG_SECTIONS', 'mixture_probs', 'MixtureStream', 'load_samples',
-           'SampleDataset', 'default_prompt', 'SFTCollator', 'encode', 'pad', 'prompt_batch', 'lr_factor',
-           'name_matches', 'lr_multiplier', 'param_groups', 'LossScaler', 'grad_norm', 'clip_and_check', 'TrainHook',
-           'train_hook', 'make_hooks', 'model_inputs', 'to_device', 'is_peft', 'TrainModule', 'DistInfo',
-           'init_distributed', 'fsdp_wrap', 'deepspeed_config', 'CheckpointMismatch', 'check_keys', 'tensor_shapes',
-           'find_checkpoint', 'rng_state', 'set_rng_state', 'zero_to_fp32', 'CSVLog', 'check_train_cfg', 'Trainer',
-           'load_weights', 'StreamBatches', 'batches', 'train_step', 'evaluate', 'write_samples', 'save', 'log',
-           'under_launcher', 'fit', 'close', 'train', 'flag_key', 'parse_train_args', 'main']
+__all__ = ['HOOKS', 'STEPS', 'MODELS', 'COLLATORS', 'FLAG_ALIASES', 'FLAG_SECTIONS', 'mixture_probs', 'mixture_weights',
+           'MixtureStream', 'load_samples', 'SampleDataset', 'lr_factor', 'warmup_steps', 'name_matches',
+           'lr_multiplier', 'param_groups', 'LossScaler', 'grad_norm', 'clip_and_check', 'TrainHook', 'train_hook',
+           'make_hooks', 'is_peft', 'TrainModule', 'outputs', 'hook_losses', 'sft_loss', 'TrainStep', 'SFTStep',
+           'backbone_model', 'sft_collator', 'init_distributed', 'fsdp_wrap', 'deepspeed_config', 'CSVLog',
+           'check_train_cfg', 'Trainer', 'load_weights', 'run_steps', 'StreamBatches', 'batches', 'train_step',
+           'evaluate', 'generate', 'eval_generate', 'write_samples', 'save', 'log', 'under_launcher', 'fit', 'close',
+           'train', 'flag_key', 'parse_train_args', 'main', 'in_ipython']
+
+# %% ../nbs/40_train.ipynb #12026de1
+def _patch_to(cls):
+    "Decorator adding a function to `cls` as a method, so a class can grow cell by cell (as fastcore's `patch_to`)"
+    def _add(f): setattr(cls, f.__name__, f); return f
+    return _add
 
 # %% ../nbs/40_train.ipynb #5c993f07
 def mixture_probs(sizes:dict, # dataset name -> number of samples
@@ -42,19 +53,38 @@ def mixture_probs(sizes:dict, # dataset name -> number of samples
     t = sum(w.values())
     return {k: v / t for k, v in w.items()}
 
+# %% ../nbs/40_train.ipynb #3ba0fbb0
+def mixture_weights(sizes:dict, # dataset name -> number of samples
+                    weights:dict, # `train.mixture`: dataset name -> weight (every dataset of the data, no other)
+                   ) -> dict:
+    "Sampling probability of each dataset from explicit weights, p_i ∝ w_i"
+    missing, unknown = sorted(set(sizes) - set(weights)), sorted(set(weights) - set(sizes))
+    if missing or unknown:
+        raise ConfigError("train.mixture must name every dataset of train.train_jsonl and no other: "
+                          + '; '.join(([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else []))
+                          + f" (datasets: {sorted(sizes)})")
+    bad = {k: w for k, w in weights.items() if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0}
+    if bad: raise ConfigError(f"train.mixture: weights must be numbers >= 0, got {bad}")
+    t = float(sum(weights.values()))
+    if t <= 0: raise ConfigError("train.mixture: the weights sum to 0")
+    return {k: float(weights[k]) / t for k in sizes}
+
 # %% ../nbs/40_train.ipynb #aa64fb78
 class MixtureStream:
     "Endless, seekable stream of sample indices mixing datasets by `mixture_probs`; each dataset is read in shuffled passes"
     block = 4096  # draws per block of dataset choices
     def __init__(self, datasets:Sequence[str], # the dataset of each sample, in sample order
                  alpha:float=1.0, # `sampling_alpha`
-                 seed:int=0):
+                 seed:int=0,
+                 weights:dict|None=None, # `train.mixture` (replaces `alpha` when given)
+                ):
         self.names = sorted(set(datasets))
         pos = {d: i for i, d in enumerate(self.names)}
         members = [[] for _ in self.names]
         for i, d in enumerate(datasets): members[pos[d]].append(i)
         self.members = [np.asarray(m) for m in members]
-        self.probs = mixture_probs({d: len(m) for d, m in zip(self.names, self.members)}, alpha)
+        sizes = {d: len(m) for d, m in zip(self.names, self.members)}
+        self.probs = mixture_weights(sizes, weights) if weights else mixture_probs(sizes, alpha)
         self.p = np.array([self.probs[d] for d in self.names])
         self.seed, self._counts, self._blocks, self._perms = seed, [np.zeros(len(self.names), np.int64)], {}, {}
 
@@ -105,6 +135,7 @@ def load_samples(files:Sequence, # unified JSONL files
             seen[s.id] = f; out.append(s)
     return out
 
+# %% ../nbs/40_train.ipynb #76b3c329
 class SampleDataset(torch.utils.data.Dataset):
     "Samples with their images loaded on access; keys are indices or `(position, index)` pairs of the mixture stream"
     def __init__(self, samples:Sequence[Sample], image_root, on_bad_sample:str='error', train:bool=True):
@@ -120,120 +151,6 @@ class SampleDataset(torch.utils.data.Dataset):
             raise
         return dict(sample=s, images=imgs, position=pos, train=self.train)
 
-# %% ../nbs/40_train.ipynb #c91d797a
-def default_prompt(s:Sample) -> str:
-    "The user text of a sample: the question, then lettered choices when it has some"
-    if not s.choices: return s.question
-    return s.question + '\n' + '\n'.join(f"{chr(65 + i)}. {c}" for i, c in enumerate(s.choices))
-
-# %% ../nbs/40_train.ipynb #dd32e909
-class SFTCollator:
-    "Render examples with the chat template into a padded batch whose labels cover the answer only"
-    def __init__(self, processor, # a VLM processor, or a tokenizer for a text-only LLM
-                 max_length:int=2048, # most tokens per example; the answer is cut to fit
-                 hooks:Sequence=(), # objects with `prepare_example(example, step)`
-                 seed:int=0, # seed of the per-example `rng`
-                 samples_per_step:int=1, # global samples per optimizer step (maps a stream position to its step)
-                 prompt_fn:Callable=default_prompt):
-        self.processor, self.max_length, self.hooks, self.seed = processor, max_length, list(hooks), seed
-        self.samples_per_step, self.prompt_fn = max(1, samples_per_step), prompt_fn
-        self.tok = getattr(processor, 'tokenizer', processor)
-        self.is_vlm = hasattr(processor, 'image_processor')
-        self.eos = self.tok.eos_token
-        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
-        self.skipped = 0
-
-    def example(self, sample:Sample, images=(), position:int|None=None, step:int|None=None, train:bool=True) -> dict:
-        "The editable example that hooks' `prepare_example` receive"
-        key = position if position is not None else sample.id
-        return dict(sample=sample, images=list(images), prompt=self.prompt_fn(sample), answer=sample.answers[0],
-                    position=position, step=step, train=train, rng=np.random.default_rng(derive_seed(self.seed, 'example', key)))
-
-    def messages(self, ex:dict, with_answer:bool=True) -> list[dict]:
-        "Chat messages of an example: images and prompt as the user turn, the answer as the assistant turn"
-        n = len(ex['images'])
-        if self.is_vlm: content = [{'type': 'image'} for _ in range(n)] + [{'type': 'text', 'text': ex['prompt']}]
-        elif n: raise ValueError(f"sample {ex['sample'].id!r} has {n} image(s) but the model has no image processor (model.kind='llm')")
-        else: content = ex['prompt']
-        msgs = [{'role': 'user', 'content': content}]
-        if with_answer:
-            a = ex['answer']
-            msgs.append({'role': 'assistant', 'content': [{'type': 'text', 'text': a}] if self.is_vlm else a})
-        return msgs
-
-    def render(self, ex:dict) -> tuple[str, str]:
-        "Prompt text (ending with the generation prompt) and completion text (answer through the end-of-turn token)"
-        prompt = self.processor.apply_chat_template(self.messages(ex, False), add_generation_prompt=True, tokenize=False)
-        full = self.processor.apply_chat_template(self.messages(ex, True), tokenize=False)
-        comp = full[len(prompt):] if full.startswith(prompt) else ex['answer'] + (self.eos or '')
-        if self.eos and self.eos in comp: comp = comp[:comp.rindex(self.eos) + len(self.eos)]
-        return prompt, comp
-
-# %% ../nbs/40_train.ipynb #bcf8ae6e
-def _patch_to(cls):
-    "Decorator adding a function to `cls` as a method, so a class can grow cell by cell (as fastcore's `patch_to`)"
-    def _add(f): setattr(cls, f.__name__, f); return f
-    return _add
-
-@_patch_to(SFTCollator)
-def encode(self, ex:dict) -> dict:
-    "Token ids, labels (-100 on the prompt) and image tensors of one example"
-    prompt, comp = self.render(ex)
-    if self.is_vlm: enc = self.processor(text=[prompt], images=ex['images'] or None)
-    else: enc = self.tok([prompt], add_special_tokens=False)
-    ids = [int(i) for i in enc['input_ids'][0]]
-    if len(ids) >= self.max_length:
-        raise ValueError(f"sample {ex['sample'].id!r}: the prompt alone has {len(ids)} tokens but train.max_length is "
-                         f"{self.max_length}; raise train.max_length or lower model.max_pixels")
-    ans = self.tok(comp, add_special_tokens=False)['input_ids'][:self.max_length - len(ids)]
-    out = dict(input_ids=ids + ans, labels=[-100] * len(ids) + ans)
-    if 'mm_token_type_ids' in enc: out['mm_token_type_ids'] = [int(t) for t in enc['mm_token_type_ids'][0]] + [0] * len(ans)
-    for k in ('pixel_values', 'image_grid_thw'):
-        if enc.get(k) is not None: out[k] = torch.as_tensor(enc[k])
-    return out
-
-@_patch_to(SFTCollator)
-def pad(self, encs:list[dict]) -> dict:
-    "Right-pad encoded examples into one batch and concatenate their image tensors"
-    n = max(len(e['input_ids']) for e in encs)
-    padded = lambda k, fill: torch.tensor([e[k] + [fill] * (n - len(e[k])) for e in encs], dtype=torch.long)
-    b = dict(input_ids=padded('input_ids', self.pad_id), labels=padded('labels', -100),
-             attention_mask=torch.tensor([[1] * len(e['input_ids']) + [0] * (n - len(e['input_ids'])) for e in encs]))
-    if all('mm_token_type_ids' in e for e in encs): b['mm_token_type_ids'] = padded('mm_token_type_ids', 0)
-    for k in ('pixel_values', 'image_grid_thw'):
-        parts = [e[k] for e in encs if k in e]
-        if parts: b[k] = torch.cat(parts)
-    return b
-
-@_patch_to(SFTCollator)
-def __call__(self, items:list) -> dict:
-    "Collate `SampleDataset` items (dropping the ones that failed to load) into a training batch"
-    exs = []
-    for it in items:
-        if it is None: self.skipped += 1; continue
-        pos = it.get('position')
-        step = pos // self.samples_per_step if pos is not None else it.get('step')
-        ex = self.example(it['sample'], it.get('images', ()), pos, step, it.get('train', True))
-        for h in self.hooks: ex = h.prepare_example(ex, step) or ex
-        exs.append(ex)
-    if not exs: raise ValueError(f"every example of this batch failed to load ({len(items)} skipped)")
-    b = self.pad([self.encode(e) for e in exs])
-    b['samples'], b['train'] = [e['sample'] for e in exs], all(e['train'] for e in exs)
-    b['examples'] = exs  # the prepared examples, for hooks whose forward needs more than the tensors (r3's evidence, clean inputs)
-    return b
-
-@_patch_to(SFTCollator)
-def prompt_batch(self, exs:list[dict]) -> dict:
-    "Left-padded prompts (no answers) of examples, ready for `generate`"
-    prompts = [self.render(e)[0] for e in exs]
-    imgs = [im for e in exs for im in e['images']]
-    old, self.tok.padding_side = self.tok.padding_side, 'left'
-    try:
-        if self.is_vlm: b = self.processor(text=prompts, images=imgs or None, padding=True, return_tensors='pt')
-        else: b = self.tok(prompts, padding=True, add_special_tokens=False, return_tensors='pt')
-    finally: self.tok.padding_side = old
-    return dict(b)
-
 # %% ../nbs/40_train.ipynb #63ac7b18
 def lr_factor(step:int, # optimizer steps done
               warmup:int, # warmup steps
@@ -245,18 +162,27 @@ def lr_factor(step:int, # optimizer steps done
     prog = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
 
+# %% ../nbs/40_train.ipynb #7cbfa33f
+def warmup_steps(tc, # the `train` section
+                 max_steps:int, # optimizer steps of the run
+                ) -> int:
+    "Warmup steps: `warmup_steps`, or `ceil(warmup_ratio * max_steps)` when it is 0"
+    return tc.warmup_steps or math.ceil(tc.warmup_ratio * max_steps)
+
 # %% ../nbs/40_train.ipynb #b705745d
 def name_matches(name:str, pattern:str) -> bool:
     "Whether parameter `name` matches a glob `pattern`, or contains `pattern` as whole dotted components"
     if any(c in pattern for c in '*?['): return fnmatchcase(name, pattern)
     return f'.{pattern}.' in f'.{name}.'
 
+# %% ../nbs/40_train.ipynb #28da744e
 def lr_multiplier(name:str, lr_mult:dict) -> float:
     "Multiplier of the first pattern of `lr_mult` matching `name` (1.0 when none does)"
     for pat, m in (lr_mult or {}).items():
         if name_matches(name, pat): return float(m)
     return 1.0
 
+# %% ../nbs/40_train.ipynb #4c93dd8d
 def param_groups(named_params, # (name, parameter) pairs of the trainable parameters
                  lr:float, # base learning rate
                  weight_decay:float=0.0,
@@ -298,6 +224,7 @@ def grad_norm(grads:list, sharded:bool=False) -> torch.Tensor:
     if sharded and dist.is_initialized(): dist.all_reduce(sq)
     return sq.sqrt()
 
+# %% ../nbs/40_train.ipynb #4e0140ef
 def clip_and_check(params, # parameters whose `.grad` is used
                    max_norm:float=0.0, # clip to this global norm (0: no clipping)
                    inv_scale:float=1.0, # 1 / loss scale, applied first
@@ -325,104 +252,117 @@ class TrainHook:
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, d:dict): pass
 
-HOOKS: dict[str, Callable] = {}
-HOOK_HOMES: dict[str, str] = {'r3': 'vlm_nb.r3', 'vov': 'vlm_nb.vov', 'spatial': 'vlm_nb.spatial'}
+# %% ../nbs/40_train.ipynb #401ad001
+HOOKS = Registry('trainer hook', error=ConfigError, allow_import_path=True)
+STEPS = Registry('training step', error=ConfigError, allow_import_path=True)
+MODELS = Registry('model factory', error=ConfigError, allow_import_path=True)
+COLLATORS = Registry('collator', error=ConfigError, allow_import_path=True)
 
+# %% ../nbs/40_train.ipynb #ba397323
 def train_hook(name:str):
     "Decorator registering `factory(cfg) -> TrainHook` as hook `name`"
-    def _reg(fn): HOOKS[name] = fn; return fn
-    return _reg
+    return HOOKS.register(name)
 
+# %% ../nbs/40_train.ipynb #4b99e6d0
 def make_hooks(names:Sequence[str], cfg) -> list:
-    "Hooks named in `train.hooks`: registered names (imported from `HOOK_HOMES` on demand) or 'module:factory'"
-    out = []
-    for name in names:
-        if ':' in name:
-            mod, _, attr = name.partition(':')
-            factory = getattr(importlib.import_module(mod), attr)
-        else:
-            if name not in HOOKS and name in HOOK_HOMES: importlib.import_module(HOOK_HOMES[name])
-            if name not in HOOKS and __name__ != 'vlm_nb.train':  # run as `python -m vlm_nb.train`: studies registered in the package module
-                HOOKS.update({k: v for k, v in importlib.import_module('vlm_nb.train').HOOKS.items() if k not in HOOKS})
-            if name not in HOOKS:
-                known = sorted(set(HOOKS) | set(HOOK_HOMES))
-                raise ConfigError(f"train.hooks: unknown hook {name!r}{suggest(name, known)}; known: {', '.join(known)}")
-            factory = HOOKS[name]
-        out.append(factory(cfg))
-    return out
+    "Hooks named in `train.hooks`: registered names or 'module:factory'"
+    return [HOOKS.get(n, 'train.hooks')(cfg) for n in names]
 
 # %% ../nbs/40_train.ipynb #bca33edc
-def model_inputs(batch:dict) -> dict:
-    "The tensors of a batch: what the backbone's forward receives"
-    return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-
-def to_device(batch:dict, device) -> dict:
-    "Move the tensors of a batch to `device`"
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-
 def is_peft(model) -> bool:
     "Whether `model` is a peft (LoRA) wrapper"
     return hasattr(model, 'peft_config')
 
+# %% ../nbs/40_train.ipynb #a691e2ec
 class TrainModule(nn.Module):
-    "Backbone + extra modules + hooks; forward returns `(loss, parts)`"
-    def __init__(self, model, extras:dict|None=None, hooks:Sequence=()):
+    "Backbone + extra modules + hooks; forward runs the training step and returns `(loss, parts)`"
+    def __init__(self, model, extras:dict|None=None, hooks:Sequence=(),
+                 step=None, # a `TrainStep` (default: `SFTStep()`)
+                 trainer=None, # what the step receives as its first argument
+                ):
         super().__init__()
         self.model, self.extras = model, nn.ModuleDict(extras or {})
-        self.hooks = list(hooks)
-    def forward(self, batch:dict, step:int=0):
-        out = None
-        for h in self.hooks:
-            out = h.forward(self.model, batch, step)
-            if out is not None: break
-        if out is None: out = self.model(**model_inputs(batch))
-        loss, parts = out.loss, {'lm': out.loss.detach().float()}
-        for h in self.hooks:
-            extra = h.extra_loss(batch, out, self.model, step)
-            if extra is None: continue
-            if not isinstance(extra, dict): extra = {type(h).__name__: extra}
-            for k, v in extra.items(): parts[k] = v.detach().float(); loss = loss + v
-        return loss, parts
+        self.hooks, self.step_fn, self.trainer = list(hooks), step if step is not None else SFTStep(), trainer
+    def forward(self, batch:dict, step:int=0, train:bool=True):
+        fn = self.step_fn if train else self.step_fn.eval_loss
+        return fn(self.trainer, self, batch, step)
+
+# %% ../nbs/40_train.ipynb #6ebad535
+@_patch_to(TrainModule)
+def outputs(self, batch:dict, step:int=0):
+    "Model outputs of a batch: the first hook's `forward`, else `model(**model_inputs(batch))`"
+    for h in self.hooks:
+        out = h.forward(self.model, batch, step)
+        if out is not None: return out
+    return self.model(**model_inputs(batch))
+
+@_patch_to(TrainModule)
+def hook_losses(self, batch:dict, out, step:int, loss, parts:dict) -> tuple:
+    "Add the hooks' `extra_loss` terms to `loss` (each logged in `parts` by name)"
+    for h in self.hooks:
+        extra = h.extra_loss(batch, out, self.model, step)
+        if extra is None: continue
+        if not isinstance(extra, dict): extra = {type(h).__name__: extra}
+        for k, v in extra.items(): parts[k] = v.detach().float(); loss = loss + v
+    return loss, parts
+
+# %% ../nbs/40_train.ipynb #ea1a48a5
+def sft_loss(trainer, module:TrainModule, batch:dict, step:int) -> tuple:
+    "The language-model loss on the answer tokens plus the hooks' extra losses; `parts['lm']` is the LM part"
+    out = module.outputs(batch, step)
+    return module.hook_losses(batch, out, step, out.loss, {'lm': out.loss.detach().float()})
+
+# %% ../nbs/40_train.ipynb #eee7063c
+class TrainStep:
+    "Base class of training steps: one micro-batch's forwards (and any rollouts) → `(loss, parts)`"
+    def __init__(self, cfg=None): self.cfg = cfg
+    def extra_modules(self, model) -> dict: return {}
+    def __call__(self, trainer, module:TrainModule, batch:dict, step:int) -> tuple: raise NotImplementedError
+    def eval_loss(self, trainer, module:TrainModule, batch:dict, step:int) -> tuple: return sft_loss(trainer, module, batch, step)
+    def state_dict(self) -> dict: return {}
+    def load_state_dict(self, d:dict): pass
+
+@STEPS.register('sft')
+class SFTStep(TrainStep):
+    "Supervised fine-tuning: the LM loss on the answer plus the hooks' extra losses"
+    def __call__(self, trainer, module, batch, step): return sft_loss(trainer, module, batch, step)
+
+# %% ../nbs/40_train.ipynb #fa4935ea
+@MODELS.register('backbone')
+def backbone_model(cfg:Config) -> tuple:
+    "The `model` section's backbone (LoRA seeded from `run.seed`) and its processor"
+    return load_model(cfg, seed=derive_seed(cfg.run.seed, 'lora')), load_processor(cfg)
+
+# %% ../nbs/40_train.ipynb #b6ee2889
+@COLLATORS.register('sft')
+def sft_collator(processor, cfg:Config, hooks:Sequence=(), samples_per_step:int=1) -> SFTCollator:
+    "`SFTCollator` with `train.max_length`, `run.seed` and `prompt.system_prompt`"
+    return SFTCollator(processor, cfg.train.max_length, hooks, cfg.run.seed, samples_per_step, system_prompt=cfg.prompt.system_prompt)
 
 # %% ../nbs/40_train.ipynb #f728a73b
-@dataclass
-class DistInfo:
-    "Where this worker stands: rank, world size, device, and whether it opened the process group"
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    local_world: int = 1
-    device: Any = None
-    owns_group: bool = False
-    @property
-    def main(self) -> bool: return self.rank == 0
-    @property
-    def distributed(self) -> bool: return dist.is_available() and dist.is_initialized()
-
 def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 def _free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
+# %% ../nbs/40_train.ipynb #2c99fd7f
 def init_distributed(tc) -> DistInfo:
     "Read the launcher's environment, set threads and device, open the process group unless `backend='single'`"
-    env = os.environ
-    world, rank = int(env.get('WORLD_SIZE', 1)), int(env.get('RANK', 0))
-    local_rank, local_world = int(env.get('LOCAL_RANK', 0)), int(env.get('LOCAL_WORLD_SIZE', world))
-    cuda = torch.cuda.is_available()
-    device = torch.device('cuda', local_rank) if cuda else torch.device('cpu')
-    if cuda: torch.cuda.set_device(device)
-    threads = tc.threads or (max(1, _cores() // local_world) if world > 1 else 0)
+    info = dist_env()
+    world, cuda = info.world_size, torch.cuda.is_available()
+    info.device = torch.device('cuda', info.local_rank) if cuda else torch.device('cpu')
+    if cuda: torch.cuda.set_device(info.device)
+    threads = tc.threads or (max(1, _cores() // info.local_world_size) if world > 1 else 0)
     if threads and not cuda: torch.set_num_threads(threads)
-    info = DistInfo(rank, world, local_rank, local_world, device)
     if tc.backend == 'single':
         if world > 1: raise ConfigError(f"train.backend='single' but WORLD_SIZE={world}: use ddp, fsdp or deepspeed with several workers")
         return info
     if not dist.is_initialized():
         backend = tc.dist_backend or ('nccl' if cuda else 'gloo')
-        if 'MASTER_ADDR' in env: dist.init_process_group(backend, rank=rank, world_size=world)
+        if 'MASTER_ADDR' in os.environ: dist.init_process_group(backend, rank=info.rank, world_size=world)
         else: dist.init_process_group(backend, init_method=f'tcp://127.0.0.1:{_free_port()}', rank=0, world_size=1)
         info.owns_group = True
+    info.backend = dist.get_backend()
     return info
 
 # %% ../nbs/40_train.ipynb #18ce1155
@@ -485,94 +425,6 @@ def deepspeed_config(tc, # the `train` section
     for k in ('train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'train_batch_size'): user.setdefault(k, gen[k])
     return user
 
-# %% ../nbs/40_train.ipynb #38ec14d7
-class CheckpointMismatch(ValueError):
-    "A checkpoint whose tensors do not fit the model"
-
-def _few(keys, n=8) -> str:
-    keys = sorted(keys)
-    return ', '.join(keys[:n]) + (f', … ({len(keys) - n} more)' if len(keys) > n else '')
-
-def check_keys(expected:dict, # name -> shape the model has
-               found:dict, # name -> shape the checkpoint has
-               where:str, # the checkpoint file, for the message
-               allow_missing:bool=False, allow_unexpected:bool=False) -> None:
-    "Raise `CheckpointMismatch` naming missing, unexpected and mis-shaped keys"
-    missing = [] if allow_missing else sorted(set(expected) - set(found))
-    unexpected = [] if allow_unexpected else sorted(set(found) - set(expected))
-    shapes = [f"{k} {tuple(found[k])} vs {tuple(expected[k])}" for k in sorted(set(expected) & set(found))
-              if tuple(found[k]) != tuple(expected[k])]
-    if not (missing or unexpected or shapes or not set(expected) & set(found)): return
-    msg = [f"{where}: checkpoint does not match the model"]
-    if missing: msg.append(f"missing keys (in the model, not in the checkpoint): {_few(missing)}")
-    if unexpected: msg.append(f"unexpected keys (in the checkpoint, not in the model): {_few(unexpected)}")
-    if shapes: msg.append(f"wrong shapes (checkpoint vs model): {_few(shapes)}")
-    if not set(expected) & set(found): msg.append("no key in common")
-    raise CheckpointMismatch('; '.join(msg) + ". Was it written with other model.use_lora / model.lora_targets / "
-                             "model.lora_r / model.freeze_* settings or other hooks?")
-
-def tensor_shapes(path) -> dict:
-    "Name -> shape of the tensors of a safetensors file, read without loading them"
-    from safetensors import safe_open
-    with safe_open(str(path), 'pt') as f: return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-
-# %% ../nbs/40_train.ipynb #3fe1160d
-def find_checkpoint(path:str, # a `step_N` folder, a run folder, or 'latest'
-                    output_dir=None, # the run folder 'latest' looks in
-                   ) -> Path|None:
-    "The checkpoint folder `path` names (a run folder gives its last `step_N`); None for 'latest' without one"
-    if not path: return None
-    latest = path == 'latest'
-    p = Path(output_dir) if latest and output_dir else Path(path)
-    if latest and not output_dir: return None
-    if not p.exists():
-        if latest: return None
-        raise FileNotFoundError(f"checkpoint {p} does not exist")
-    if (p/'trainer_state.json').exists(): return p
-    steps = [q for q in p.glob('step_*') if (q/'trainer_state.json').exists() and q.name[5:].isdigit()]
-    if steps: return max(steps, key=lambda q: int(q.name[5:]))
-    if latest: return None
-    raise FileNotFoundError(f"{p} holds no checkpoint (no trainer_state.json, no step_N folder with one)")
-
-def rng_state() -> dict:
-    "Python, numpy, torch (and CUDA) generator states, as tensors and lists (loadable with `weights_only=True`)"
-    import random
-    npst = np.random.get_state()
-    st = dict(python=list(random.getstate()), numpy=[npst[0], torch.from_numpy(npst[1].copy()), *npst[2:]], torch=torch.get_rng_state())
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    return st
-
-def set_rng_state(st:dict):
-    "Restore what `rng_state` returned"
-    import random
-    py = st['python']; random.setstate((py[0], tuple(py[1]), py[2]))
-    n = st['numpy']; np.random.set_state((n[0], n[1].numpy(), *n[2:]))
-    torch.set_rng_state(st['torch'])
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
-
-# %% ../nbs/40_train.ipynb #90fcce9c
-def zero_to_fp32(ckpt_dir, # a `step_N` checkpoint written with `train.backend=deepspeed`
-                 out_dir=None, # default: `ckpt_dir/pytorch_model_fp32`
-                 max_shard_size:str='5GB', # larger state dicts are split into shards with an index
-                ) -> Path:
-    "Consolidate a checkpoint's DeepSpeed ZeRO shards into fp32 safetensors (keys as in `trainable.safetensors`)"
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-    from huggingface_hub import split_torch_state_dict_into_shards
-    from safetensors.torch import save_file
-    from vlm_nb.models.backbone import atomic_dir
-    src = Path(ckpt_dir)/'pytorch_model'
-    if not src.is_dir(): raise FileNotFoundError(f"{ckpt_dir} has no DeepSpeed shards (pytorch_model/): it was not written with train.backend=deepspeed")
-    out = Path(out_dir) if out_dir else Path(ckpt_dir)/'pytorch_model_fp32'
-    sd, seen = get_fp32_state_dict_from_zero_checkpoint(str(src)), set()
-    for k, v in sd.items():  # tied weights share storage; safetensors wants each tensor on its own
-        sd[k] = v.contiguous().clone() if v.data_ptr() in seen else v.contiguous(); seen.add(v.data_ptr())
-    split = split_torch_state_dict_into_shards(sd, filename_pattern='model{suffix}.safetensors', max_shard_size=max_shard_size)
-    with atomic_dir(out) as tmp:
-        for fn, names in split.filename_to_tensors.items(): save_file({n: sd[n] for n in names}, str(tmp/fn), metadata={'format': 'pt'})
-        if split.is_sharded:
-            atomic_write_json(tmp/'model.safetensors.index.json', {'metadata': split.metadata, 'weight_map': split.tensor_to_filename})
-    return out
-
 # %% ../nbs/40_train.ipynb #e2eb3573
 class CSVLog:
     "Append-only CSV of metric rows whose columns may grow"
@@ -582,9 +434,7 @@ class CSVLog:
             self.rows = [r for r in read_csv(self.path) if keep_until is not None and r.get('step') and int(r['step']) <= keep_until]
         self.cols = list(dict.fromkeys(k for r in self.rows for k in r))
         self._rewrite()
-    def _rewrite(self):
-        from vlm_nb.records import write_csv
-        write_csv(self.path, self.rows, self.cols or ['step'])
+    def _rewrite(self): write_csv(self.path, self.rows, self.cols or ['step'])
     def add(self, row:dict):
         "Append `row` (rewriting the file when it brings new columns)"
         row = {k: v for k, v in row.items() if v is not None}
@@ -601,7 +451,7 @@ def check_train_cfg(cfg:Config):
     if tc.fp16 and tc.bf16: raise ConfigError("train.fp16 and train.bf16 are both on: pick one")
     for k in ('batch_size', 'grad_accum', 'max_steps'):
         if getattr(tc, k) < 1: raise ConfigError(f"train.{k} must be >= 1, got {getattr(tc, k)}")
-    for k in ('sampling_alpha', 'loss_scale', 'max_grad_norm', 'warmup_steps', 'stop_after', 'weight_decay'):
+    for k in ('sampling_alpha', 'loss_scale', 'max_grad_norm', 'warmup_steps', 'stop_after', 'weight_decay', 'epochs'):
         if getattr(tc, k) < 0: raise ConfigError(f"train.{k} must be >= 0, got {getattr(tc, k)}")
     for pat, m in tc.lr_mult.items():
         if isinstance(m, bool) or not isinstance(m, (int, float)) or m < 0:
@@ -609,6 +459,10 @@ def check_train_cfg(cfg:Config):
     if len(tc.adam_betas) != 2: raise ConfigError(f"train.adam_betas: expected two numbers, got {tc.adam_betas}")
     if tc.fp16 and tc.backend != 'deepspeed' and 'model' in cfg and cfg.model.dtype == 'fp16':
         raise ConfigError("train.fp16 trains fp32 weights under fp16 autocast: keep model.dtype=fp32 (DeepSpeed casts by itself)")
+    if not 0 <= tc.warmup_ratio <= 1: raise ConfigError(f"train.warmup_ratio must be in [0, 1], got {tc.warmup_ratio}")
+    if tc.eval_metric and tc.eval_metric not in METRICS:
+        raise ConfigError(f"train.eval_metric: unknown metric {tc.eval_metric!r}{suggest(tc.eval_metric, METRICS)}; known: {', '.join(sorted(METRICS))}")
+    if tc.eval_metric and not tc.eval_every: raise ConfigError("train.eval_metric needs train.eval_every > 0 (steps between evaluations)")
     if tc.resume_from and tc.init_from: raise ConfigError("train.resume_from and train.init_from are both set: resume continues a run, init starts a new one")
 
 # %% ../nbs/40_train.ipynb #fa13d22f
@@ -618,10 +472,12 @@ class Trainer:
                  hooks:Sequence=(), # `TrainHook`s, added to those named in `train.hooks`
                  model=None, # a backbone to train instead of loading `cfg.model`
                  processor=None, # its processor / tokenizer
+                 step=None, # a `TrainStep` instead of the one `train.step` names
                 ):
         check_train_cfg(cfg)
         self.cfg, self.tc = cfg, cfg.train
         self.hooks = list(hooks) + make_hooks(self.tc.hooks, cfg)
+        self.step_fn = step if step is not None else STEPS.get(self.tc.step, 'train.step')(cfg)
         self.dist = init_distributed(self.tc)
         self.step = self.position = 0
         self.engine = self.writer = self.log_csv = None
@@ -631,7 +487,7 @@ class Trainer:
             self.output_dir = self._output_dir()
             files = [*self.tc.train_jsonl, *self.tc.val_jsonl] if self.dist.main else []
             self.run = start_run(cfg, self.output_dir, data_files=files, rank=self.dist.rank,
-                                 extra=dict(world_size=self.dist.world, backend=self.tc.backend,
+                                 extra=dict(world_size=self.dist.world_size, backend=self.tc.backend, step=self.tc.step, model=self.tc.model,
                                             resumed_from=str(self.ckpt) if self.ckpt else None))
             self._setup_model(model, processor)
             self._setup_data()
@@ -651,22 +507,24 @@ class Trainer:
 @_patch_to(Trainer)
 def _setup_model(self, model, processor):
     cfg = self.cfg
-    if model is None: model = load_model(cfg, seed=derive_seed(cfg.run.seed, 'lora'))
-    self.processor = processor if processor is not None else load_processor(cfg)
+    if model is None: model, made = MODELS.get(self.tc.model, 'train.model')(cfg)
+    else: made = None
+    self.processor = processor if processor is not None else made if made is not None else load_processor(cfg)
     extras = {}
-    for h in self.hooks:
+    for owner in [*self.hooks, self.step_fn]:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(cfg.run.seed, 'extras', type(h).__name__))
-            for k, m in (h.extra_modules(model) or {}).items():
-                if k in extras: raise ValueError(f"two hooks add an extra module named {k!r}")
+            torch.manual_seed(derive_seed(cfg.run.seed, 'extras', type(owner).__name__))
+            for k, m in (owner.extra_modules(model) or {}).items():
+                if k in extras: raise ValueError(f"two hooks (or a hook and the step) add an extra module named {k!r}")
                 extras[k] = m
-    self.module = TrainModule(model, extras, self.hooks)
+    self.module = TrainModule(model, extras, self.hooks, self.step_fn, self)
     self.peft = is_peft(model)
     self.trainable = [n for n, p in self.module.named_parameters() if p.requires_grad]
     if not self.trainable: raise ConfigError("nothing to train: every parameter is frozen (see model.freeze_* and model.use_lora)")
     if self.tc.init_from: self.load_weights(find_checkpoint(self.tc.init_from), strict=False)
     elif self.ckpt: self.load_weights(self.ckpt, strict=True)
 
+# %% ../nbs/40_train.ipynb #b5123ea3
 @_patch_to(Trainer)
 def load_weights(self, ckpt:Path, strict:bool=True):
     "Load `trainable.safetensors` of a checkpoint into the (unwrapped) module; `strict=False` lets new modules start fresh"
@@ -692,12 +550,23 @@ def _setup_data(self):
     if (tc.eval_every or tc.sample_every) and not self.val_samples:
         raise ConfigError("train.eval_every / train.sample_every need validation samples: set train.val_jsonl")
     seed = self.cfg.run.seed
-    self.stream = MixtureStream([s.dataset for s in self.train_samples], tc.sampling_alpha, derive_seed(seed, 'data'))
-    self.samples_per_step = d.world * tc.batch_size * tc.grad_accum
-    self.collator = SFTCollator(self.processor, tc.max_length, self.hooks, seed, self.samples_per_step)
+    self.stream = MixtureStream([s.dataset for s in self.train_samples], tc.sampling_alpha, derive_seed(seed, 'data'), tc.mixture or None)
+    self.samples_per_step = d.world_size * tc.batch_size * tc.grad_accum
+    self.max_steps = run_steps(tc, len(self.train_samples), d.world_size)
+    self.collator = COLLATORS.get(tc.collator, 'train.collator')(self.processor, self.cfg, self.hooks, self.samples_per_step)
     self.train_set = SampleDataset(self.train_samples, dc.image_root, dc.on_bad_sample)
     self.val_set = SampleDataset(self.val_samples, dc.image_root, dc.on_bad_sample, train=False)
 
+# %% ../nbs/40_train.ipynb #f1bd3c4d
+def run_steps(tc, # the `train` section
+              n_samples:int, # training samples
+              world_size:int=1,
+             ) -> int:
+    "Optimizer steps of the run: `max_steps`, or with `epochs > 0` enough steps for that many passes over the samples"
+    if tc.epochs <= 0: return tc.max_steps
+    return max(1, math.ceil(tc.epochs * n_samples / (world_size * tc.batch_size * tc.grad_accum)))
+
+# %% ../nbs/40_train.ipynb #d748806b
 class StreamBatches:
     "This rank's micro-batches of `(position, sample index)` pairs, from global position `start` on"
     def __init__(self, stream:MixtureStream, batch_size:int, rank:int=0, world:int=1, start:int=0):
@@ -709,11 +578,12 @@ class StreamBatches:
             yield list(zip(range(p0, p0 + self.bs), self.stream.take(p0, self.bs)))
             pos += self.world * self.bs
 
+# %% ../nbs/40_train.ipynb #4d1fe4da
 @_patch_to(Trainer)
 def batches(self) -> Iterator[dict]:
     "Training micro-batches of this rank from the current data position on"
     tc, d = self.tc, self.dist
-    sampler = StreamBatches(self.stream, tc.batch_size, d.rank, d.world, self.position)
+    sampler = StreamBatches(self.stream, tc.batch_size, d.rank, d.world_size, self.position)
     g = torch.Generator().manual_seed(derive_seed(self.cfg.run.seed, 'loader', d.rank, self.position))
     return iter(torch.utils.data.DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.collator,
                                             num_workers=tc.num_workers, generator=g, worker_init_fn=worker_init_fn,
@@ -724,7 +594,8 @@ def batches(self) -> Iterator[dict]:
 def _setup_optim(self):
     tc, d = self.tc, self.dist
     betas = tuple(float(x) for x in tc.adam_betas)
-    sched_fn = lambda s: lr_factor(s, tc.warmup_steps, tc.max_steps, tc.min_lr_ratio)
+    self.warmup = warmup_steps(tc, self.max_steps)
+    sched_fn = lambda s: lr_factor(s, self.warmup, self.max_steps, tc.min_lr_ratio)
     def build(named):  # fused AdamW (as transformers' default) on plain tensors, foreach on FSDP's DTensors
         kind = {'foreach': True} if tc.backend == 'fsdp' else {'fused': True}
         opt = torch.optim.AdamW(param_groups(named, tc.learning_rate, tc.weight_decay, tc.lr_mult),
@@ -736,7 +607,7 @@ def _setup_optim(self):
         import deepspeed
         self.module.to(d.device)
         self.optimizer, self.scheduler = build(named())
-        self.ds_config = deepspeed_config(tc, d.world)
+        self.ds_config = deepspeed_config(tc, d.world_size)
         if d.main: atomic_write_json(self.output_dir/'deepspeed_config.json', self.ds_config)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=self.module, optimizer=self.optimizer, lr_scheduler=self.scheduler, config=self.ds_config, dist_init_required=False)
@@ -749,6 +620,7 @@ def _setup_optim(self):
         self.wrapped = DDP(self.module, device_ids=[d.local_rank] if d.device.type == 'cuda' else None,
                            find_unused_parameters=tc.ddp_find_unused)
     else: self.wrapped = self.module.to(d.device)
+    self.params = [p for p in self.module.parameters() if p.requires_grad]  # after wrapping: FSDP2's sharded parameters
     self.optimizer, self.scheduler = build(named())
 
 # %% ../nbs/40_train.ipynb #1a0d6faa
@@ -765,22 +637,24 @@ def _sync(self, last:bool):
     if self.tc.backend == 'fsdp': self.module.set_requires_gradient_sync(last)
     return contextlib.nullcontext()
 
+# %% ../nbs/40_train.ipynb #aeb4737a
 @_patch_to(Trainer)
 def _mean(self, values:dict) -> dict:
-    "Average scalar tensors over ranks"
+    "Average scalar tensors over ranks (one all-reduce for all of them)"
     if not self.dist.distributed: return {k: float(v) for k, v in values.items()}
     t = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in values.values()]).to(self.dist.device)
-    dist.all_reduce(t); t /= self.dist.world
+    dist.all_reduce(t); t /= self.dist.world_size
     return dict(zip(values, t.tolist()))
 
+# %% ../nbs/40_train.ipynb #fe1d3845
 @_patch_to(Trainer)
 def train_step(self, batches:Iterator[dict]) -> dict:
     "One optimizer step over `grad_accum` micro-batches; returns the step's metrics"
     tc, d, ga = self.tc, self.dist, self.tc.grad_accum
-    t0, sums, lr = time.perf_counter(), {}, tc.learning_rate * lr_factor(self.step, tc.warmup_steps, tc.max_steps, tc.min_lr_ratio)
+    t0, sums, lr = time.perf_counter(), {}, tc.learning_rate * lr_factor(self.step, self.warmup, self.max_steps, tc.min_lr_ratio)
     for micro in range(ga):
         batch = to_device(next(batches), d.device)
-        self.position += d.world * tc.batch_size
+        self.position += d.world_size * tc.batch_size
         for h in self.hooks: batch = h.batch_transform(batch, self.step) or batch
         with self._sync(micro == ga - 1), self._autocast():
             loss, parts = self.wrapped(batch, self.step)
@@ -792,8 +666,7 @@ def train_step(self, batches:Iterator[dict]) -> dict:
         gn = self.engine.get_global_grad_norm()
         norm, scale = float(gn) if gn is not None else float('nan'), float(getattr(self.engine.optimizer, 'cur_scale', 1.0))
     else:
-        params = [p for p in self.module.parameters() if p.requires_grad]
-        norm, applied = clip_and_check(params, tc.max_grad_norm, 1.0 / self.scaler.scale, sharded=tc.backend == 'fsdp')
+        norm, applied = clip_and_check(self.params, tc.max_grad_norm, 1.0 / self.scaler.scale, sharded=tc.backend == 'fsdp')
         scale = self.scaler.scale
         if applied: self.optimizer.step(); self.scheduler.step()
         self.scaler.update(not applied)
@@ -813,8 +686,8 @@ def evaluate(self) -> float:
     "Validation loss (language-model part, token weighted) on up to `eval_samples` samples"
     tc, d = self.tc, self.dist
     n = min(len(self.val_samples), tc.eval_samples)
-    n = max(d.world, n - n % d.world)
-    idx = [i % len(self.val_samples) for i in range(n)][d.rank::d.world]
+    n = max(d.world_size, n - n % d.world_size)
+    idx = [i % len(self.val_samples) for i in range(n)][d.rank::d.world_size]
     tot, ntok = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.float64)
     self.wrapped.eval()
     try:
@@ -822,7 +695,7 @@ def evaluate(self) -> float:
             items = [None if (it := self.val_set[j]) is None else {**it, 'step': self.step} for j in idx[i:i + tc.batch_size]]
             batch = to_device(self.collator(items), d.device)
             for h in self.hooks: batch = h.batch_transform(batch, self.step) or batch
-            with self._autocast(): _, parts = self.wrapped(batch, self.step)
+            with self._autocast(): _, parts = self.wrapped(batch, self.step, False)
             k = (batch['labels'][:, 1:] != -100).sum().double().cpu()
             tot += parts['lm'].double().cpu() * k; ntok += k
     finally: self.wrapped.train()
@@ -830,32 +703,70 @@ def evaluate(self) -> float:
         t = torch.stack([tot, ntok]).to(d.device); dist.all_reduce(t); tot, ntok = t[0].cpu(), t[1].cpu()
     return float(tot / ntok.clamp(min=1))
 
+# %% ../nbs/40_train.ipynb #887ccda8
 @_patch_to(Trainer)
 @torch.no_grad()
-def write_samples(self) -> list[dict]:
-    "Generate answers for the first `sample_count` validation samples; rank 0 appends them to `samples.jsonl`"
-    tc, d = self.tc, self.dist
+def generate(self, model, # the model to call (`module.model`, the unwrapped backbone)
+             batch:dict, # a prompt batch (`collator.prompt_batch`) on the device
+             **kw) -> torch.Tensor:
+    "Token ids (prompt + completion) from a hook's `generate` or `model.generate`, in eval mode, synced across sharded ranks"
+    if self.dist.distributed and self.tc.backend in ('fsdp', 'deepspeed'): kw.setdefault('synced_gpus', True)
+    was = model.training; model.eval()
+    try:
+        out = next((o for h in self.hooks if (o := h.generate(model, batch, **kw)) is not None), None)
+        return out if out is not None else model.generate(**model_inputs(batch), **kw)
+    finally: model.train(was)
+
+# %% ../nbs/40_train.ipynb #6ec366fb
+@_patch_to(Trainer)
+def _val_examples(self, idx:Sequence[int]) -> list[dict]:
+    "Prepared (hook-edited) examples of validation samples `idx`, skipping the ones that fail to load"
     exs = []
-    for i in range(min(tc.sample_count, len(self.val_samples))):
+    for i in idx:
         it = self.val_set[i]
         if it is None: continue
         ex = self.collator.example(it['sample'], it['images'], step=self.step, train=False)
         for h in self.hooks: ex = h.prepare_example(ex, self.step) or ex
         exs.append(ex)
+    return exs
+
+@_patch_to(Trainer)
+def _answers(self, exs:list[dict]) -> list[str]:
+    "Greedy answers (`sample_max_new_tokens`) of prepared examples"
+    batch = to_device(self.collator.prompt_batch(exs), self.dist.device)
+    with self._autocast(): out = self.generate(self.module.model, batch, max_new_tokens=self.tc.sample_max_new_tokens, do_sample=False)
+    return [p.strip() for p in self.collator.tok.batch_decode(out[:, batch['input_ids'].shape[1]:], skip_special_tokens=True)]
+
+# %% ../nbs/40_train.ipynb #b62d861f
+@_patch_to(Trainer)
+def eval_generate(self) -> float:
+    "Mean `train.eval_metric` score of greedy answers to the first `eval_samples` validation samples (sharded over ranks)"
+    tc, d = self.tc, self.dist
+    n = min(len(self.val_samples), tc.eval_samples)
+    mine = list(range(n))[d.rank::d.world_size]
+    per = math.ceil(n / d.world_size)  # every rank generates as many batches (sharded weights need all ranks)
+    padded = mine + [0] * (per - len(mine))
+    metric, tot = METRICS[tc.eval_metric], torch.zeros(2, dtype=torch.float64)
+    for i in range(0, per, tc.batch_size):
+        part = padded[i:i + tc.batch_size]
+        exs = self._val_examples(part)
+        if not exs: continue
+        real = sum(1 for j in range(i, i + len(part)) if j < len(mine))
+        for ex, pred in list(zip(exs, self._answers(exs)))[:real]:
+            tot += torch.tensor([float(metric(ex['sample'], pred)['score']), 1.0], dtype=torch.float64)
+    if d.distributed: tot = tot.to(d.device); dist.all_reduce(tot); tot = tot.cpu()
+    return float(tot[0] / tot[1].clamp(min=1))
+
+# %% ../nbs/40_train.ipynb #9d15878c
+@_patch_to(Trainer)
+@torch.no_grad()
+def write_samples(self) -> list[dict]:
+    "Generate answers for the first `sample_count` validation samples; rank 0 appends them to `samples.jsonl`"
+    exs = self._val_examples(range(min(self.tc.sample_count, len(self.val_samples))))
     if not exs: return []
-    batch = to_device(self.collator.prompt_batch(exs), d.device)
-    m = self.module.model; was = m.training; m.eval()
-    kw = dict(max_new_tokens=tc.sample_max_new_tokens, do_sample=False)
-    if d.distributed and tc.backend in ('fsdp', 'deepspeed'): kw['synced_gpus'] = True
-    try:
-        with self._autocast():
-            out = next((o for h in self.hooks if (o := h.generate(m, batch, **kw)) is not None), None)
-            if out is None: out = m.generate(**batch, **kw)
-    finally: m.train(was)
-    preds = self.collator.tok.batch_decode(out[:, batch['input_ids'].shape[1]:], skip_special_tokens=True)
     recs = [dict(step=self.step, id=e['sample'].id, dataset=e['sample'].dataset, prompt=e['prompt'],
-                 answer=e['sample'].answer, prediction=p.strip()) for e, p in zip(exs, preds)]
-    if d.main: append_jsonl(self.output_dir/'samples.jsonl', recs)
+                 answer=e['sample'].answer, prediction=p) for e, p in zip(exs, self._answers(exs))]
+    if self.dist.main: append_jsonl(self.output_dir/'samples.jsonl', recs)
     return recs
 
 # %% ../nbs/40_train.ipynb #61870c21
@@ -878,6 +789,15 @@ def _gather(self, names:Sequence[str]) -> dict:
         elif main: out[n] = p.detach().cpu().clone()
     return out
 
+# %% ../nbs/40_train.ipynb #626648f0
+@_patch_to(Trainer)
+def _owner_states(self) -> dict:
+    "State of every hook (`i:Class`) and of the step (`step:Class`), as `hooks.pt` holds it"
+    st = {f'{i}:{type(h).__name__}': h.state_dict() for i, h in enumerate(self.hooks)}
+    st[f'step:{type(self.step_fn).__name__}'] = self.step_fn.state_dict()
+    return st
+
+# %% ../nbs/40_train.ipynb #b8176aca
 @_patch_to(Trainer)
 def save(self) -> Path:
     "Write `output_dir/step_N/` (model, trainable weights, optimizer, schedule, scaler, RNG, data position); return it"
@@ -897,14 +817,14 @@ def save(self) -> Path:
     if d.main:  # every rank has written its part before rank 0 renames the folder (barrier below)
         save_file({k: sd[k].contiguous() for k in self.trainable}, str(tmp/'trainable.safetensors'))
         inner = {k[len('model.'):]: v for k, v in sd.items() if k.startswith('model.')}
-        self.module.model.save_pretrained(tmp/'model', state_dict=inner)
+        if hasattr(self.module.model, 'save_pretrained'): self.module.model.save_pretrained(tmp/'model', state_dict=inner)
         self.processor.save_pretrained(tmp/'model')
         if self.engine is None:
             torch.save(osd, tmp/'optimizer.pt'); torch.save(self.scheduler.state_dict(), tmp/'scheduler.pt')
-        torch.save({f'{i}:{type(h).__name__}': h.state_dict() for i, h in enumerate(self.hooks)}, tmp/'hooks.pt')
+        torch.save(self._owner_states(), tmp/'hooks.pt')
         atomic_write_json(tmp/'trainer_state.json', dict(
             step=self.step, position=self.position, scaler=self.scaler.state_dict(), backend=self.tc.backend,
-            world_size=d.world, batch_size=self.tc.batch_size, grad_accum=self.tc.grad_accum, max_steps=self.tc.max_steps,
+            world_size=d.world_size, batch_size=self.tc.batch_size, grad_accum=self.tc.grad_accum, max_steps=self.max_steps, step_name=self.tc.step,
             seed=self.cfg.run.seed, config_hash=self.cfg.hash, trainable=len(self.trainable)))
     self._barrier()
     if d.main:
@@ -913,6 +833,7 @@ def save(self) -> Path:
     self._barrier()
     return final
 
+# %% ../nbs/40_train.ipynb #670e54ef
 @_patch_to(Trainer)
 def _barrier(self):
     if self.dist.distributed: dist.barrier()
@@ -942,6 +863,8 @@ def _resume(self, ckpt:Path):
     for i, h in enumerate(self.hooks):
         k = f'{i}:{type(h).__name__}'
         if k in hs: h.load_state_dict(hs[k])
+    k = f'step:{type(self.step_fn).__name__}'
+    if k in hs: self.step_fn.load_state_dict(hs[k])
     rng = ckpt/f'rng_{self.dist.rank}.pt'
     if rng.exists(): set_rng_state(torch.load(rng, weights_only=True))
     elif self.dist.main: print(f"[train] {rng.name} missing (the run had {st['world_size']} workers): RNG not restored", file=sys.stderr)
@@ -956,6 +879,7 @@ def _open_logs(self):
         self.writer = SummaryWriter(str(self.output_dir/'tb'), purge_step=self.step + 1 if self.step else None)
     except ImportError: self.writer = None
 
+# %% ../nbs/40_train.ipynb #b91f2f7b
 @_patch_to(Trainer)
 def log(self, row:dict):
     "Append a metrics row (rank 0): CSV and TensorBoard"
@@ -967,16 +891,17 @@ def log(self, row:dict):
             if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v):
                 self.writer.add_scalar(k.replace('eval_', 'eval/') if k.startswith('eval_') else f'train/{k}', v, row['step'])
 
+# %% ../nbs/40_train.ipynb #37d84bed
 def under_launcher() -> bool:
     "True in a worker started by a launcher (`vlm_nb.launch`'s tee, torchrun, deepspeed): report progress as lines, not a bar"
     return bool(os.environ.get('VLM_NB_LOG_DIR') or os.environ.get('RANK'))
 
+# %% ../nbs/40_train.ipynb #4dc2c95e
 @_patch_to(Trainer)
 def fit(self) -> dict:
-    "Train until `max_steps` (or `stop_after`), evaluating, sampling and saving on schedule; return the summary"
-    from vlm_nb.launch import progress_line
+    "Train until the last step (or `stop_after`), evaluating, sampling and saving on schedule; return the summary"
     tc, d = self.tc, self.dist
-    end = min(tc.max_steps, tc.stop_after or tc.max_steps)
+    end = min(self.max_steps, tc.stop_after or self.max_steps)
     self._open_logs()
     status = 'failed'
     lines = d.main and under_launcher()  # `launch` turns rank 0's progress lines into the cell's bar
@@ -990,16 +915,20 @@ def fit(self) -> dict:
             if self.step % max(1, tc.log_every) == 0 or self.step == end:
                 self.log(row)
                 if lines: print(progress_line(self.step, end, loss=row['loss'], lr=row['lr'], samples_per_s=row['samples_per_s']), flush=True)
-            if tc.eval_every and self.step % tc.eval_every == 0: self.log(dict(step=self.step, eval_loss=self.evaluate()))
+            if tc.eval_every and self.step % tc.eval_every == 0:
+                ev = dict(step=self.step, eval_loss=self.evaluate())
+                if tc.eval_metric: ev[f'eval_{tc.eval_metric}'] = self.eval_generate()
+                self.log(ev)
             if tc.sample_every and self.step % tc.sample_every == 0: self.write_samples()
             if (tc.save_every and self.step % tc.save_every == 0) or self.step == end: self.last_checkpoint = self.save()
             bar.update(1); bar.set_postfix(loss=f"{row['loss']:.4f}")
         bar.close()
-        status = 'ok' if self.step >= tc.max_steps else 'stopped'
+        status = 'ok' if self.step >= self.max_steps else 'stopped'
         return self._summary(status)
     finally:
         if status == 'failed' and d.main: finish_run(self.run, status='failed')
 
+# %% ../nbs/40_train.ipynb #63f1a2be
 @_patch_to(Trainer)
 def _summary(self, status:str) -> dict:
     rss = torch.tensor(float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024)
@@ -1010,13 +939,14 @@ def _summary(self, status:str) -> dict:
     speeds = [float(r['samples_per_s']) for r in train[1:]] or [float(r['samples_per_s']) for r in train]
     s = dict(status=status, steps=self.step, first_loss=float(train[0]['loss']) if train else None,
              final_loss=float(train[-1]['loss']) if train else None, final_eval_loss=float(evals[-1]['eval_loss']) if evals else None,
-             samples_per_s=len(speeds) / sum(1 / r for r in speeds) if speeds else None, peak_rss_mb=float(rss), world_size=self.dist.world,
+             samples_per_s=len(speeds) / sum(1 / r for r in speeds) if speeds else None, peak_rss_mb=float(rss), world_size=self.dist.world_size, max_steps=self.max_steps,
              backend=self.tc.backend, checkpoint=str(getattr(self, 'last_checkpoint', '')) or None, metrics='metrics.csv')
     if self.dist.main:
         write_results(self.output_dir, rows, s)
         finish_run(self.run, status=status)
     return s
 
+# %% ../nbs/40_train.ipynb #1489e1d6
 @_patch_to(Trainer)
 def close(self, failed:bool=False):
     "Close the logs and the process group this trainer opened (without it gloo workers may crash at exit); no barrier after a failure"
@@ -1028,6 +958,7 @@ def close(self, failed:bool=False):
             if not failed: dist.barrier()
         finally: dist.destroy_process_group()
 
+# %% ../nbs/40_train.ipynb #424f0856
 def train(cfg:Config, hooks:Sequence=(), **kw) -> dict:
     "Build a `Trainer`, fit, close; return the summary"
     t = Trainer(cfg, hooks, **kw)
@@ -1043,17 +974,13 @@ FLAG_SECTIONS = ('train', 'model', 'run', 'data')
 
 def flag_key(name:str) -> str:
     "The dotted config key of a command-line flag name"
-    import typing
     if '.' in name: return name
     if name in FLAG_ALIASES: return FLAG_ALIASES[name]
     known, others = set(FLAG_ALIASES), []
-    if not any(name in section_hints(SECTIONS[s]) for s in FLAG_SECTIONS if s in SECTIONS):
-        from vlm_nb.config import SECTION_HOMES  # study sections register on import: import them before looking further
-        for sec, mod in SECTION_HOMES.items():
-            if sec not in SECTIONS: importlib.import_module(mod)
-    for sec in [*FLAG_SECTIONS, *sorted(set(SECTIONS) - set(FLAG_SECTIONS))]:
-        if sec not in SECTIONS: continue
-        hints = section_hints(SECTIONS[sec]); known |= set(hints)
+    first = [s for s in FLAG_SECTIONS if s in SECTIONS]
+    rest = [s for s in SECTIONS.names() if s not in FLAG_SECTIONS] if not any(name in section_hints(SECTIONS.get(s)) for s in first) else []
+    for sec in [*first, *rest]:  # `names()` imported the components' and studies' sections
+        hints = section_hints(SECTIONS.get(sec)); known |= set(hints)
         if name in hints:
             if sec in FLAG_SECTIONS: return f'{sec}.{name}'
             others.append(sec)
@@ -1061,6 +988,7 @@ def flag_key(name:str) -> str:
     if others: raise ConfigError(f"flag --{name} is a key of several sections ({', '.join(others)}): write it as section.{name}=value")
     raise ConfigError(f"unknown flag --{name}{suggest(name, known)}")
 
+# %% ../nbs/40_train.ipynb #05562467
 def parse_train_args(argv:Sequence[str]) -> tuple[str, list[str], list[str]]:
     "Profile, config files and dotted overrides of a worker command line"
     ap = argparse.ArgumentParser(prog='python -m vlm_nb.train', description='Train with the vlm_nb trainer (one worker)')
@@ -1092,7 +1020,6 @@ def main(argv:Sequence[str]|None=None) -> int:
         print(zero_to_fp32(*argv[1:])); return 0
     profile, configs, overrides = parse_train_args(argv)
     cfg = load_config(profile, *configs, overrides=overrides)
-    from vlm_nb.launch import distributed_session, record_error
     if cfg.train.backend == 'single':
         try: s = train(cfg)
         except BaseException as e: record_error(int(os.environ.get('RANK', 0)), e); raise
@@ -1103,9 +1030,13 @@ def main(argv:Sequence[str]|None=None) -> int:
     if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(s, default=str))
     return 0
 
+COMMANDS.register('train', main, help='run the trainer in this process (workers are started by vlm_nb.launch)')
+
 # %% ../nbs/40_train.ipynb #34e668ba
-def _in_ipython() -> bool:
+def in_ipython() -> bool:
+    "Whether this code runs inside an IPython kernel (a notebook), not as a script"
     ip = sys.modules.get('IPython')
     return bool(ip is not None and ip.get_ipython() is not None)
 
-if __name__ == '__main__' and not _in_ipython(): sys.exit(main())  # `python -m vlm_nb.train`, not this notebook
+if __name__ == "__main__" and not in_ipython():  # `python -m vlm_nb.train`, not this notebook: run the package module's
+    sys.exit(importlib.import_module('vlm_nb.train').main())  # `main`, so registries are those studies register into

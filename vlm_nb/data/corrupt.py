@@ -8,6 +8,7 @@ import copy, io, math, string
 from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+from ..registry import suggest
 from ..records import derive_seed
 from .schema import load_image, resolve_image, validate_sample
 
@@ -66,7 +67,6 @@ IMAGE_CORRUPTIONS: dict[str, Callable] = dict(blur=_blur, noise=_noise, jpeg=_jp
 # %% ../../nbs/17_data.corrupt.ipynb #93d92b1c
 def _check_kind(kind:str) -> str:
     if kind not in IMAGE_CORRUPTIONS:
-        from vlm_nb.config import suggest
         raise ValueError(f"unknown image corruption {kind!r}{suggest(kind, IMAGE_CORRUPTIONS)}; "
                          f"known: {', '.join(IMAGE_CORRUPTIONS)}")
     return kind

@@ -8,17 +8,18 @@ import importlib, os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
+from ..registry import Registry, suggest
 from ..records import RecordError, write_jsonl, load_jsonl
 from .schema import SampleError, SkipReport, validate_sample
 
 # %% auto #0
-__all__ = ['SOURCES', 'SOURCE_HOMES', 'SCREENQA_LAYOUTS', 'NO_ANSWER', 'CHARTQA_SPLITS', 'CHARTQA_SUBSETS', 'INFOVQA_FILES',
-           'VQAV2_SUBSETS', 'VQAV2_TYPES', 'MMBENCH_FILES', 'MMBENCH_LETTERS', 'MMMU_MAX_IMAGES', 'OCR_QUESTION',
-           'SourceError', 'ConvertContext', 'SourceSpec', 'source', 'get_source', 'with_prefix', 'iter_source',
-           'convert_source', 'merge_jsonl', 'DownloadError', 'download', 'need_split', 'load_json', 'json_records',
-           'first_existing', 'field_of', 'str_list', 'is_number', 'image_ext', 'save_image', 'image_struct_bytes',
-           'parquet_rows', 'screenqa', 'chartqa', 'infographicvqa', 'textvqa', 'vqav2', 'mmbench_file', 'mmbench',
-           'parse_list_literal', 'mmmu', 'ocr_lines']
+__all__ = ['SOURCES', 'SCREENQA_LAYOUTS', 'NO_ANSWER', 'CHARTQA_SPLITS', 'CHARTQA_SUBSETS', 'INFOVQA_FILES', 'VQAV2_SUBSETS',
+           'VQAV2_TYPES', 'MMBENCH_FILES', 'MMBENCH_LETTERS', 'MMMU_MAX_IMAGES', 'OCR_QUESTION', 'SourceError',
+           'ConvertContext', 'SourceSpec', 'source', 'get_source', 'with_prefix', 'iter_source', 'convert_source',
+           'merge_jsonl', 'DownloadError', 'download', 'need_split', 'load_json', 'json_records', 'first_existing',
+           'field_of', 'str_list', 'is_number', 'image_ext', 'save_image', 'image_struct_bytes', 'parquet_rows',
+           'screenqa', 'chartqa', 'infographicvqa', 'textvqa', 'vqav2', 'mmbench_file', 'mmbench', 'parse_list_literal',
+           'mmmu', 'ocr_lines']
 
 # %% ../../nbs/11_data.sources.ipynb #d3639b3a
 class SourceError(RecordError):
@@ -56,26 +57,20 @@ class SourceSpec:
     splits: tuple = ()  # split names the converter understands
     doc: str = ''
 
-SOURCES: dict[str, SourceSpec] = {}
-SOURCE_HOMES: dict[str, str] = {  # source name -> module that registers it on import
+SOURCES = Registry('source', homes={  # converters of other data modules register on import
     **{k: 'vlm_nb.data.scenes' for k in ('scanqa', 'sqa3d', 'arkitscenes')},
-    **{k: 'vlm_nb.data.mathsets' for k in ('gsm8k', 'limo', 'aime')}}
+    **{k: 'vlm_nb.data.mathsets' for k in ('gsm8k', 'limo', 'aime')}})
 
 def source(name:str, hub_id:str|None=None, splits:Iterable=()):
     "Decorator registering a converter generator as source `name`"
     def _reg(fn):
-        SOURCES[name] = SourceSpec(name, fn, hub_id, tuple(splits), (fn.__doc__ or '').strip())
+        SOURCES.register(name, SourceSpec(name, fn, hub_id, tuple(splits), (fn.__doc__ or '').strip()))
         return fn
     return _reg
 
 def get_source(name:str) -> SourceSpec:
-    "The registered source `name` (importing its home module if needed)"
-    if name not in SOURCES and name in SOURCE_HOMES: importlib.import_module(SOURCE_HOMES[name])
-    if name not in SOURCES:
-        from vlm_nb.config import suggest
-        known = sorted(set(SOURCES) | set(SOURCE_HOMES))
-        raise KeyError(f"unknown source {name!r}{suggest(name, known)}; sources: {', '.join(known)}")
-    return SOURCES[name]
+    "The registered source `name` (importing its home module, or a study that adds it, if needed)"
+    return SOURCES.get(name)
 
 # %% ../../nbs/11_data.sources.ipynb #b4815aba
 def with_prefix(prefix:str|None, rel:str) -> str:
@@ -142,9 +137,8 @@ from ..records import atomic_write_bytes
 # %% ../../nbs/11_data.sources.ipynb #14ebd622
 def need_split(name:str, split:str) -> str:
     "`split` if source `name` declares it, else a `SourceError` listing the declared splits"
-    known = SOURCES[name].splits
+    known = SOURCES.get(name).splits
     if split not in known:
-        from vlm_nb.config import suggest
         raise SourceError(f"{name}: unknown split {split!r}{suggest(split, known)}; splits: {', '.join(known)}")
     return split
 

@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 import numpy as np
+from ..registry import Registry
 from ..records import derive_seed, progress, write_jsonl
 from .schema import validate_sample
 
 # %% auto #0
-__all__ = ['SUITES', 'SUITE_HOMES', 'FONT_DIR', 'FONT_FILES', 'FONT_NAMES', 'FAMILIES', 'MIN_FONT_PX', 'LIGHT_BGS', 'TINTS',
-           'DARK_INKS', 'SCREEN_SIZE', 'SCREEN_TITLES', 'TOGGLE_LABELS', 'VALUE_ROWS', 'BUTTONS', 'SWITCH_ACCENTS',
-           'SWITCH_OFF', 'CHART_SIZE', 'CHART_DPI', 'CHART_PT', 'CHART_TITLES', 'CATEGORY_SETS', 'CHART_YEARS',
-           'CHART_COLOURS', 'CHART_YLIM', 'INFO_SIZE', 'INFO_TOPICS', 'INFO_CAPTIONS', 'INFO_SOURCES', 'ICON_SHAPES',
-           'ICON_COLOURS', 'VOV_SIZE', 'COARSE_SIZE', 'VOV_COLOURS', 'VOV_SHAPES', 'ACTIONS', 'VOV_TEMPLATES',
-           'CODE_CHARS', 'OCR_WORDS', 'OCR_PROMPTS', 'OCR_MAX_W', 'OCR_PAD', 'make_ocr', 'make_ocr_rotated',
-           'SuiteSpec', 'suite', 'get_suite', 'item_rng', 'default_workers', 'generate_suite', 'font', 'pick', 'pick_k',
-           'image_rel', 'png_bytes', 'write_image_bytes', 'save_png', 'synth_sample', 'suite_fingerprint', 'text_width',
+__all__ = ['SUITES', 'FONT_DIR', 'FONT_FILES', 'FONT_NAMES', 'FAMILIES', 'MIN_FONT_PX', 'LIGHT_BGS', 'TINTS', 'DARK_INKS',
+           'SCREEN_SIZE', 'SCREEN_TITLES', 'TOGGLE_LABELS', 'VALUE_ROWS', 'BUTTONS', 'SWITCH_ACCENTS', 'SWITCH_OFF',
+           'CHART_SIZE', 'CHART_DPI', 'CHART_PT', 'CHART_TITLES', 'CATEGORY_SETS', 'CHART_YEARS', 'CHART_COLOURS',
+           'CHART_YLIM', 'INFO_SIZE', 'INFO_TOPICS', 'INFO_CAPTIONS', 'INFO_SOURCES', 'ICON_SHAPES', 'ICON_COLOURS',
+           'VOV_SIZE', 'COARSE_SIZE', 'VOV_COLOURS', 'VOV_SHAPES', 'ACTIONS', 'VOV_TEMPLATES', 'CODE_CHARS',
+           'OCR_WORDS', 'OCR_PROMPTS', 'OCR_MAX_W', 'OCR_PAD', 'make_ocr', 'make_ocr_rotated', 'SuiteSpec', 'suite',
+           'get_suite', 'item_rng', 'default_workers', 'generate_suite', 'font', 'pick', 'pick_k', 'image_rel',
+           'png_bytes', 'write_image_bytes', 'save_png', 'synth_sample', 'suite_fingerprint', 'text_width',
            'draw_switch', 'make_screen', 'draw_chart', 'make_chart', 'draw_shape', 'make_infographic', 'coarse_view',
            'coarse_answer', 'make_vov', 'ocr_lines', 'render_lines']
 
@@ -34,26 +35,20 @@ class SuiteSpec:
     prefix: str  # default dataset prefix / image folder
     doc: str = ''
 
-SUITES: dict[str, SuiteSpec] = {}
-SUITE_HOMES: dict[str, str] = {  # suite name -> module registering it on import
+SUITES = Registry('suite', homes={  # suites of other data modules register on import
     **{k: 'vlm_nb.data.synth_rooms' for k in ('rooms', 'roomplan')},
-    **{k: 'vlm_nb.data.synth_text' for k in ('documents', 'math', 'aime_synth')}}
+    **{k: 'vlm_nb.data.synth_text' for k in ('documents', 'math', 'aime_synth')}})
 
 def suite(name:str, prefix:str|None=None):
     "Decorator registering a per-item generator as synthetic suite `name`"
     def _reg(fn):
-        SUITES[name] = SuiteSpec(name, fn, prefix or name, (fn.__doc__ or '').strip())
+        SUITES.register(name, SuiteSpec(name, fn, prefix or name, (fn.__doc__ or '').strip()))
         return fn
     return _reg
 
 def get_suite(name:str) -> SuiteSpec:
-    "The registered suite `name` (importing its home module if needed)"
-    if name not in SUITES and name in SUITE_HOMES: importlib.import_module(SUITE_HOMES[name])
-    if name not in SUITES:
-        from vlm_nb.config import suggest
-        known = sorted(set(SUITES) | set(SUITE_HOMES))
-        raise KeyError(f"unknown suite {name!r}{suggest(name, known)}; suites: {', '.join(known)}")
-    return SUITES[name]
+    "The registered suite `name` (importing its home module, or a study that adds it, if needed)"
+    return SUITES.get(name)
 
 def item_rng(seed:int, name:str, split:str, index:int) -> np.random.Generator:
     "The generator of one item: a function of (seed, suite, split, index) only"
@@ -91,7 +86,7 @@ def generate_suite(name:str, # registered suite
     if workers == 1:
         for t in tasks: items += _make_items(t); bar.update(len(t[-1]))
     else:
-        mod = SUITE_HOMES.get(name)
+        mod = spec.make.__module__ if spec.make.__module__ != '__main__' else __name__  # workers import the module that registers it
         with ProcessPoolExecutor(workers, initializer=importlib.import_module, initargs=(mod or __name__,)) as ex:
             for t, res in zip(tasks, ex.map(_make_items, tasks)): items += res; bar.update(len(t[-1]))
     bar.close()

@@ -4,29 +4,57 @@
 
 # %% ../../nbs/52_eval.matrix.ipynb #fd500013
 from __future__ import annotations
-import argparse, hashlib, importlib, json, math, os, sys, time, typing
+import argparse, copy, hashlib, importlib, json, math, os, sys, time, typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence
 import numpy as np
+import torch
+from ..registry import Registry
 from ..config import Config, ConfigError, EvalCfg, coerce, load_config, suggest
 from ..records import (RecordError, append_jsonl, atomic_write_json, atomic_write_bytes, derive_seed, finish_run,
                             progress, read_csv, read_jsonl, start_run, write_csv, write_results)
+from ..dist import DistInfo, dist_env
 from ..data.schema import Sample, load_image, read_samples, resolve_image, validate_sample
 from ..data.corrupt import IMAGE_CORRUPTIONS, TEXT_TARGETS, check_level, corrupt_sample
+from ..models.backbone import load_backbone, load_model, load_processor
+from ..prompt import SFTCollator, default_prompt, to_device
+from ..checkpoint import check_keys, find_checkpoint, map_state_keys, read_state_dict
+from .metrics import pass_at_k
 from .profile import Measure, new_token_counts, profile_summary, vision_token_counts, vision_token_ids
 
 # %% auto #0
-__all__ = ['EvalSettings', 'EVAL_KEYS', 'METHODS', 'METHOD_HOMES', 'MATRIX_COLUMNS', 'ALIASES', 'eval_settings', 'levels_of',
-           'decoding', 'processor_fingerprint', 'state_fingerprint', 'Method', 'eval_method', 'make_method',
-           'as_samples', 'select_samples', 'cache_key', 'PredictionCache', 'read_state_dict', 'map_state_keys',
-           'load_eval_model', 'Item', 'generation_config', 'run_batch', 'resolve_metric', 'score_of', 'EvalProgress',
-           'dist_env', 'group_stats', 'build_rows', 'summarize', 'evaluate_dataset', 'matrix_rows', 'evaluate_matrix',
-           'parse_eval_args', 'main']
+__all__ = ['EvalSettings', 'EVAL_KEYS', 'SAMPLE_FIELDS', 'SAMPLER', 'METHODS', 'MISSING_GROUP', 'CORRECT_AT', 'MATRIX_COLUMNS',
+           'ALIASES', 'eval_settings', 'levels_of', 'decoding', 'processor_fingerprint', 'state_fingerprint', 'Method',
+           'eval_method', 'make_method', 'as_samples', 'select_samples', 'group_value', 'check_group_by', 'cache_key',
+           'PredictionCache', 'load_eval_model', 'hash_uniform', 'SeededSampler', 'sample_seeds', 'sampling_kwargs',
+           'Item', 'generation_config', 'load_inputs', 'unpack_output', 'run_batch', 'resolve_metric', 'score_of',
+           'sample_stats', 'EvalProgress', 'group_stats', 'build_rows', 'summarize', 'evaluate_dataset', 'matrix_rows',
+           'evaluate_matrix', 'parse_eval_args', 'main']
 
 # %% ../../nbs/52_eval.matrix.ipynb #6b5602ac
 EvalSettings = EvalCfg  # every setting of one evaluation run is a key of the `eval` config section
 EVAL_KEYS = tuple(f.name for f in fields(EvalSettings))
+SAMPLE_FIELDS = tuple(f.name for f in fields(Sample))  # what `group_by` may name besides 'meta.<key>'
+
+# %% ../../nbs/52_eval.matrix.ipynb #771a4b95
+def _check_sampling(s:EvalSettings):
+    "Refuse sampling, pass@k and group_by settings that cannot work, naming the key"
+    if s.num_samples < 1: raise ConfigError(f"eval.num_samples must be at least 1, got {s.num_samples}")
+    if s.num_samples > 1 and not s.do_sample:
+        raise ConfigError(f"eval.num_samples={s.num_samples} needs eval.do_sample=true (greedy decoding gives one completion per prompt)")
+    if s.do_sample and s.num_beams > 1:
+        raise ConfigError(f"eval.do_sample with eval.num_beams={s.num_beams} (beam sampling) is not supported; use num_beams=1")
+    if s.do_sample and s.temperature <= 0: raise ConfigError(f"eval.temperature must be positive when sampling, got {s.temperature}")
+    if not 0 < s.top_p <= 1: raise ConfigError(f"eval.top_p must be in (0, 1], got {s.top_p}")
+    if s.top_k < 0: raise ConfigError(f"eval.top_k must be 0 (off) or positive, got {s.top_k}")
+    if not 0 <= s.min_p < 1: raise ConfigError(f"eval.min_p must be in [0, 1), got {s.min_p}")
+    bad = [k for k in s.pass_k if not 1 <= k <= s.num_samples]
+    if bad: raise ConfigError(f"eval.pass_k: {bad} not in [1, eval.num_samples={s.num_samples}]")
+    for k in s.group_by:
+        if k not in SAMPLE_FIELDS and not (k.startswith('meta.') and len(k) > 5):
+            raise ConfigError(f"eval.group_by: {k!r} is neither a sample field nor 'meta.<key>'{suggest(k, SAMPLE_FIELDS)}; "
+                              f"fields: {', '.join(SAMPLE_FIELDS)}")
 
 # %% ../../nbs/52_eval.matrix.ipynb #fdecf3eb
 def eval_settings(cfg=None, # a `Config` (its `eval` section), an `EvalSettings`, or None for the defaults
@@ -51,21 +79,29 @@ def eval_settings(cfg=None, # a `Config` (its `eval` section), an `EvalSettings`
         except ValueError as e: raise ConfigError(f"eval.corruption_levels: {e}") from None
     for k in s.corrupt_image_kinds:
         if k not in IMAGE_CORRUPTIONS: raise ConfigError(f"eval.corrupt_image_kinds: unknown corruption {k!r}{suggest(k, IMAGE_CORRUPTIONS)}")
+    _check_sampling(s)
     return s
 
+# %% ../../nbs/52_eval.matrix.ipynb #fc7ac4b7
 def levels_of(s:EvalSettings) -> list[float]:
     "The corruption levels a run evaluates (clean only: `[0.0]`), without repeats"
     return list(dict.fromkeys(float(l) for l in s.corruption_levels)) or [0.0]
 
+# %% ../../nbs/52_eval.matrix.ipynb #24d2e93d
+SAMPLER = 'gumbel-hash-v1'  # the per-completion sampler (`SeededSampler`); a new one must change this name
+
 def decoding(s:EvalSettings, seed:int=0) -> dict:
     "The settings that change what `generate` returns: part of every cache key"
     d = dict(max_new_tokens=s.max_new_tokens, num_beams=s.num_beams, do_sample=s.do_sample, use_cache=s.cache_reuse)
-    if s.do_sample: d.update(temperature=s.temperature, top_p=s.top_p, seed=seed)
+    if s.do_sample:
+        d.update(temperature=s.temperature, top_p=s.top_p, seed=seed, sampler=SAMPLER)
+        if s.top_k: d['top_k'] = s.top_k
+        if s.min_p: d['min_p'] = s.min_p
+        if s.num_samples > 1: d['num_samples'] = s.num_samples
     return d
 
 # %% ../../nbs/52_eval.matrix.ipynb #065f4c18
 def _tensor_bytes(t) -> bytes:
-    import torch
     t = t.detach()
     if t.device.type != 'cpu': t = t.cpu()
     t = t.contiguous().reshape(-1)
@@ -89,6 +125,7 @@ def processor_fingerprint(processor) -> str:
     if ip is not None: h.update(json.dumps(ip.to_dict(), sort_keys=True, default=str).encode())
     return h.hexdigest()
 
+# %% ../../nbs/52_eval.matrix.ipynb #8c76ff78
 _PEFT_IGNORED = ('base_model_name_or_path', 'revision', 'inference_mode', 'lora_dropout', 'runtime_config')
 
 def state_fingerprint(model, # a transformers or peft model
@@ -118,23 +155,19 @@ def state_fingerprint(model, # a transformers or peft model
     return fp
 
 # %% ../../nbs/52_eval.matrix.ipynb #b1863a9a
-def _default_prompt(s:Sample) -> str:
-    from vlm_nb.train import default_prompt
-    return default_prompt(s)
-
 class Method:
     "An answering method: model + processor, prompt builder, optional input transform and generate function"
     def __init__(self, model, # transformers / peft model
                  processor, # its processor (VLM) or tokenizer (LLM)
                  name:str='base', # row label in results; part of the cache key
-                 prompt_fn:Callable|None=None, # sample -> user text (default: `vlm_nb.train.default_prompt`)
+                 prompt_fn:Callable|None=None, # sample -> user text (default: `vlm_nb.prompt.default_prompt`)
                  transform:Callable|None=None, # example dict -> example dict (images / prompt edited)
-                 generate_fn:Callable|None=None, # (model, batch, **kw) -> ids, or dict(sequences=, columns=)
+                 generate_fn:Callable|None=None, # (model, batch, **kw) -> ids, or dict(sequences=, columns=, cost=)
                  hooks:Sequence=(), # trainer hooks (`prepare_example`, `generate`)
                  settings:dict|None=None, # the method's own settings: recorded and part of the cache key
                 ):
         self.model, self.processor, self.name = model, processor, name
-        self.prompt_fn, self.transform, self.generate_fn = prompt_fn or _default_prompt, transform, generate_fn
+        self.prompt_fn, self.transform, self.generate_fn = prompt_fn or default_prompt, transform, generate_fn
         self.hooks, self.settings = list(hooks), dict(settings or {})
     def prompt(self, sample:Sample) -> str:
         "The user text of `sample`"
@@ -145,7 +178,7 @@ class Method:
         if self.transform is not None: ex = self.transform(ex) or ex
         return ex
     def generate(self, model, batch:dict, **kw):
-        "Token ids (or a dict with `sequences` and per-sample `columns`) for a left-padded prompt batch"
+        "Token ids (or a dict with `sequences`, per-sequence `columns` and `cost`) for a left-padded prompt batch"
         if self.generate_fn is not None: return self.generate_fn(model, batch, **kw)
         for h in self.hooks:
             out = h.generate(model, batch, **kw)
@@ -161,36 +194,34 @@ class Method:
     def __repr__(self): return f"Method({self.name!r}, {type(self.model).__name__}, settings={self.settings})"
 
 # %% ../../nbs/52_eval.matrix.ipynb #fc15435a
-METHODS: dict[str, Callable] = {}
-METHOD_HOMES: dict[str, str] = {'r3': 'vlm_nb.r3', 'vov': 'vlm_nb.vov'}
+METHODS = Registry('evaluation method', error=ConfigError, allow_import_path=True)
 
-def eval_method(name:str):
+def eval_method(name:str, # the name used by `--method` and study plans
+                help:str|None=None, # one line for listings (default: the factory's docstring)
+               ):
     "Decorator registering `factory(model, processor, cfg) -> Method` as evaluation method `name`"
-    def _reg(fn): METHODS[name] = fn; return fn
-    return _reg
+    return METHODS.register(name, help=help)
 
-def make_method(name:str, model, processor, cfg=None) -> Method:
-    "The registered method `name` (or 'module:factory') built around `model`"
-    if ':' in name:
-        mod, _, attr = name.partition(':')
-        return getattr(importlib.import_module(mod), attr)(model, processor, cfg)
-    if name not in METHODS and name in METHOD_HOMES:
-        try: importlib.import_module(METHOD_HOMES[name])
-        except ImportError: pass
-    if name not in METHODS:
-        known = sorted(METHODS)
-        raise ConfigError(f"unknown evaluation method {name!r}{suggest(name, known)}; known: {', '.join(known)}")
-    return METHODS[name](model, processor, cfg)
+# %% ../../nbs/52_eval.matrix.ipynb #6e228326
+def make_method(name:str, # a registered method, or 'module:factory'
+                model, processor, cfg=None) -> Method:
+    "The method `name` built around `model` (study packages are discovered when `name` is not registered yet)"
+    return METHODS.get(name)(model, processor, cfg)
 
+# %% ../../nbs/52_eval.matrix.ipynb #f3f2e8e2
 def _drop_images(ex:dict) -> dict:
     ex['images'] = []
     return ex
 
 @eval_method('base')
-def _base(model, processor, cfg=None): return Method(model, processor, 'base')
+def _base(model, processor, cfg=None):
+    "The model as it is"
+    return Method(model, processor, 'base')
 
 @eval_method('no_vision')
-def _no_vision(model, processor, cfg=None): return Method(model, processor, 'no_vision', transform=_drop_images)
+def _no_vision(model, processor, cfg=None):
+    "The images dropped from the prompt (zero vision tokens)"
+    return Method(model, processor, 'no_vision', transform=_drop_images)
 
 # %% ../../nbs/52_eval.matrix.ipynb #5be8fc2a
 def as_samples(samples, # a JSONL path, a list of paths, `Sample`s or dicts
@@ -209,6 +240,7 @@ def as_samples(samples, # a JSONL path, a list of paths, `Sample`s or dicts
             seen[x.id] = where; out.append(x)
     return out, files
 
+# %% ../../nbs/52_eval.matrix.ipynb #a1f32922
 def select_samples(samples:Sequence[Sample], # validated samples
                    prefixes:Sequence[str]=(), # dataset prefixes to keep and group by
                    max_samples:int|None=None, # keep the first N
@@ -226,13 +258,41 @@ def select_samples(samples:Sequence[Sample], # validated samples
             raise ValueError(f"eval.dataset_prefixes: {empty} match no sample's dataset; datasets present: {have[:20]}")
     return out[:max_samples] if max_samples else out
 
+# %% ../../nbs/52_eval.matrix.ipynb #d8649c1e
+MISSING_GROUP = '(missing)'  # group of a sample that lacks a `group_by` key
+
+def group_value(s:Sample, # a sample
+                key:str, # a sample field ('answer_type') or 'meta.<key>' ('meta.part')
+               ) -> str:
+    "The group label of `s` under `key`: the value as text, `MISSING_GROUP` when the sample has none"
+    if key.startswith('meta.'):
+        v = s.meta or {}
+        for part in key[5:].split('.'): v = v.get(part) if isinstance(v, dict) else None
+    else: v = getattr(s, key, None)
+    if v is None: return MISSING_GROUP
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+# %% ../../nbs/52_eval.matrix.ipynb #a3fa5504
+def check_group_by(samples:Sequence[Sample], # the samples evaluated
+                   keys:Sequence[str], # `eval.group_by`
+                  ):
+    "Refuse a `group_by` key that no sample has, naming the meta keys the samples have"
+    for k in keys:
+        if all(group_value(s, k) == MISSING_GROUP for s in samples):
+            have = sorted({f'meta.{m}' for s in samples for m in (s.meta or {})})
+            raise ConfigError(f"eval.group_by: no sample has {k!r}{suggest(k, have)}; meta keys of these samples: {have[:20] or 'none'}")
+
 # %% ../../nbs/52_eval.matrix.ipynb #f3345629
-def cache_key(sample:Sample, prompt:str, level:float, corruption:dict, decoding:dict, model_fp:str, method_fp:str) -> str:
+def cache_key(sample:Sample, prompt:str, level:float, corruption:dict, decoding:dict, model_fp:str, method_fp:str,
+              system_prompt:str='', # the config's `prompt.system_prompt`: part of the key only when not empty
+             ) -> str:
     "The cache key of one prediction"
     d = dict(id=sample.id, prompt=prompt, images=sample.image_paths, level=float(level),
              corruption=corruption if level > 0 else None, decoding=decoding, model=model_fp, method=method_fp)
+    if system_prompt: d['system_prompt'] = system_prompt
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
+# %% ../../nbs/52_eval.matrix.ipynb #1b04c8b3
 class PredictionCache:
     "Cached predictions of a run folder: `predictions.jsonl` plus per-rank shards"
     def __init__(self, folder, rank:int=0, world_size:int=1):
@@ -274,50 +334,11 @@ class PredictionCache:
         return moved
 
 # %% ../../nbs/52_eval.matrix.ipynb #f801e7c5
-def _read_state_file(p:Path) -> dict:
-    import torch
-    if p.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        return load_file(str(p))
-    sd = torch.load(p, map_location='cpu', weights_only=True)
-    if isinstance(sd, dict) and isinstance(sd.get('model'), dict) and not any(hasattr(v, 'shape') for v in sd.values() if not isinstance(v, dict)):
-        sd = sd['model']  # a DDP checkpoint: {model, optimizer, scheduler}
-    if isinstance(sd, dict) and isinstance(sd.get('module'), dict): sd = sd['module']  # a DeepSpeed module dict
-    if not isinstance(sd, dict): raise ValueError(f"{p}: expected a state dict, got {type(sd).__name__}")
-    return sd
-
-def read_state_dict(path) -> dict:
-    "Tensors of a consolidated checkpoint: a file, or a folder of (sharded) safetensors / bin files"
-    p = Path(path)
-    if p.is_file(): return _read_state_file(p)
-    for index in ('model.safetensors.index.json', 'pytorch_model.bin.index.json'):
-        if (p/index).exists():
-            shards = sorted(set(json.loads((p/index).read_text())['weight_map'].values()))
-            return {k: v for s in shards for k, v in _read_state_file(p/s).items()}
-    files = sorted(p.glob('*.safetensors')) or sorted(p.glob('pytorch_model*.bin')) or sorted(p.glob('*.pt'))
-    if not files: raise FileNotFoundError(f"{p}: no model.safetensors, pytorch_model*.bin or .pt file (not a consolidated checkpoint)")
-    return {k: v for f in files for k, v in _read_state_file(f).items()}
-
-def map_state_keys(sd:dict, # tensors of a checkpoint
-                   model_keys:Iterable[str], # keys of the model's state dict
-                  ) -> tuple[dict, dict]:
-    "`(model_state, extras)`: checkpoint keys mapped onto the model's (prefix `model.` / `module.` removed), `extras.*` apart"
-    keys = set(model_keys)
-    extras = {k[len('extras.'):]: v for k, v in sd.items() if k.startswith('extras.')}
-    rest = {k: v for k, v in sd.items() if not k.startswith('extras.')}
-    best = rest
-    for pre in ('model.', 'module.', 'module.model.'):
-        cand = {(k[len(pre):] if k.startswith(pre) else k): v for k, v in rest.items()}
-        if len(keys & set(cand)) > len(keys & set(best)): best = cand
-    return best, extras
-
 def load_eval_model(checkpoint:str='', # '' (the config's model), a folder or a file (see above)
                     cfg=None, # `Config` or `ModelCfg` whose `model` section gives the base
                     **model_overrides, # `ModelCfg` keys
                    ) -> tuple:
     "`(model, processor, info)` in eval mode; `info` says what was loaded (and holds `extras` tensors)"
-    from vlm_nb.models.backbone import load_backbone, load_model, load_processor
-    from vlm_nb.train import check_keys, find_checkpoint
     kw = dict(gradient_checkpointing=False, **model_overrides)
     info = dict(checkpoint=str(checkpoint or ''), kind='config', extras={})
     if not checkpoint:
@@ -343,6 +364,64 @@ def load_eval_model(checkpoint:str='', # '' (the config's model), a folder or a 
     for prm in model.parameters(): prm.requires_grad_(False)
     return model, proc, info
 
+# %% ../../nbs/52_eval.matrix.ipynb #2ad0177d
+_M32 = 0xFFFFFFFF
+
+def _mix32(x):
+    "A 32-bit integer hash of every element of an int64 tensor (every product stays below 2**63)"
+    x = (x + 0x9E3779B9) & _M32
+    x = ((x >> 16) ^ x) * 0x45d9f3b & _M32
+    x = ((x >> 16) ^ x) * 0x45d9f3b & _M32
+    return (x >> 16) ^ x
+
+def hash_uniform(seeds, # (rows,) integer tensor: one seed per row
+                 step:int, # position in the completion (0: the first new token)
+                 n:int, # vocabulary size
+                ):
+    "(rows, n) float64 uniforms in (0, 1): a pure function of (seed, step, token), whatever the batch"
+    tok = _mix32(torch.arange(n, device=seeds.device, dtype=torch.int64))
+    s = _mix32(_mix32(seeds.to(torch.int64)) ^ _mix32(torch.tensor(step, device=seeds.device, dtype=torch.int64)))
+    a = _mix32(s[:, None] ^ tok[None, :])
+    b = _mix32(a ^ 0x5bd1e995)
+    return ((a >> 6).double() * 2.0**27 + (b >> 5).double() + 0.5) / 2.0**53
+
+# %% ../../nbs/52_eval.matrix.ipynb #cd0294d4
+class SeededSampler:
+    "Logits processor sampling each row's next token from that row's own seed (warpers as in Hugging Face's sampler)"
+    def __init__(self, seeds:Sequence[int], # one seed per row of the batch (key-major: prompt i, completion j)
+                 temperature:float=1.0, top_k:int=0, top_p:float=1.0, min_p:float=0.0):
+        from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+        self.seeds = torch.tensor([int(s) for s in seeds], dtype=torch.int64)
+        self.warpers = ([TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []) + \
+                       ([TopKLogitsWarper(top_k)] if top_k else []) + ([TopPLogitsWarper(top_p)] if top_p < 1.0 else []) + \
+                       ([MinPLogitsWarper(min_p)] if min_p else [])
+        self.start = self.last = None
+    def __call__(self, input_ids, scores):
+        L = input_ids.shape[1]
+        if self.last is None or L != self.last + 1: self.start = L  # a new `generate` call
+        self.last = L
+        if scores.shape[0] != len(self.seeds):
+            raise ValueError(f"SeededSampler: {scores.shape[0]} rows but {len(self.seeds)} seeds (repeat the prompts instead of "
+                             "num_return_sequences / beams)")
+        for w in self.warpers: scores = w(input_ids, scores)
+        g = -torch.log(-torch.log(hash_uniform(self.seeds.to(scores.device), L - self.start, scores.shape[-1])))
+        pick = (scores.double() + g).argmax(-1)
+        return torch.full_like(scores, float('-inf')).scatter_(1, pick[:, None], 0.0)
+
+# %% ../../nbs/52_eval.matrix.ipynb #e96de013
+def sample_seeds(seed:int, # the run's seed (`run.seed`)
+                 keys:Sequence[str], # cache keys of the prompts of a batch
+                 n:int=1, # completions per prompt
+                ) -> list[int]:
+    "One seed per completion, `derive_seed(seed, key, j)`, key-major (the rows of a batch)"
+    return [derive_seed(seed, k, j) for k in keys for j in range(n)]
+
+def sampling_kwargs(s:EvalSettings, seeds:Sequence[int]) -> dict:
+    "Extra `generate` arguments: a `SeededSampler` when sampling, nothing for greedy decoding"
+    if not s.do_sample: return {}
+    from transformers import LogitsProcessorList
+    return dict(logits_processor=LogitsProcessorList([SeededSampler(seeds, s.temperature, s.top_k, s.top_p, s.min_p)]))
+
 # %% ../../nbs/52_eval.matrix.ipynb #a26de7c8
 @dataclass
 class Item:
@@ -354,62 +433,108 @@ class Item:
     prompt: str  # the method's prompt of the clean sample
     key: str = ''
 
+# %% ../../nbs/52_eval.matrix.ipynb #0d5fb684
 def generation_config(model, s:EvalSettings, pad_id:int|None):
     "The model's generation config with the run's decoding settings (sampling knobs reset when not sampling)"
-    import copy
     from transformers import GenerationConfig
     gc = copy.deepcopy(getattr(model, 'generation_config', None) or GenerationConfig())
     gc.max_new_tokens, gc.num_beams, gc.do_sample, gc.use_cache = s.max_new_tokens, s.num_beams, s.do_sample, s.cache_reuse
-    if s.do_sample: gc.temperature, gc.top_p = s.temperature, s.top_p
+    if s.do_sample:
+        gc.temperature, gc.top_p, gc.top_k, gc.min_p = s.temperature, s.top_p, s.top_k, (s.min_p or None)
+        for k, off in (('typical_p', 1.0), ('epsilon_cutoff', 0.0), ('eta_cutoff', 0.0), ('top_h', None)):
+            if hasattr(gc, k): setattr(gc, k, off)  # the model's own warpers: `eval` names every knob of a sampled run
     else: gc.temperature, gc.top_p, gc.top_k = 1.0, 1.0, 50
     if gc.pad_token_id is None and pad_id is not None: gc.pad_token_id = pad_id
     return gc
 
-def _example(item:Item, collator, method:Method, st:EvalSettings, image_root) -> dict:
+# %% ../../nbs/52_eval.matrix.ipynb #2fcc9943
+def load_inputs(item:Item, st:EvalSettings, image_root) -> tuple[Sample, list]:
+    "`(sample, images)` of an item: images loaded, both damaged at the item's corruption level"
     s, where = item.sample, f"sample {item.sample.id!r}"
     imgs = [load_image(resolve_image(image_root, p, where), where) for p in s.image_paths]
     if item.level > 0:
         c = corrupt_sample({**s.to_dict(), 'pil_images': imgs}, item.level, seed=st.corruption_seed,
                            image_kinds=st.corrupt_image_kinds, text_target=st.corrupt_text_target)
         imgs = c.pop('pil_images', imgs); s = validate_sample(c, where)
-    ex = collator.example(s, imgs, train=False)
-    ex['level'] = item.level
-    return method.prepare(ex)
+    return s, imgs
 
+# %% ../../nbs/52_eval.matrix.ipynb #4a52ea73
+def _as_list(v) -> list:
+    return v.tolist() if hasattr(v, 'tolist') else list(v)
+
+def unpack_output(out, # what `Method.generate` returned
+                  batch:dict, # the batch it was given
+                  model) -> tuple:
+    "`(sequences, columns, cost)`: per-row columns and cost (default cost: the fed batch's vision placeholders)"
+    cols, cost = None, {}
+    if isinstance(out, dict): seqs, cols, cost = out['sequences'], out.get('columns'), dict(out.get('cost') or {})
+    else: seqs = getattr(out, 'sequences', out)
+    B = seqs.shape[0]
+    cols = list(cols) if cols is not None else [{}] * B
+    cost = {k: _as_list(v) for k, v in cost.items()}
+    if 'vision_tokens' not in cost: cost['vision_tokens'] = vision_token_counts(batch['input_ids'], vision_token_ids(model))
+    for k, v in [('columns', cols), *cost.items()]:
+        if len(v) != B: raise ValueError(f"the method returned {len(v)} values of {k!r} for {B} sequences")
+    return seqs, cols, cost
+
+# %% ../../nbs/52_eval.matrix.ipynb #b6998ba3
+def _avg(v:list):
+    "Mean of a prompt's per-completion values (an int when they are equal integers)"
+    v = [x for x in v if x is not None]
+    if not v: return None
+    return v[0] if all(x == v[0] for x in v) else round(float(np.mean(v)), 3)
+
+def _avg_lists(v:list) -> list|None:
+    v = [x for x in v if x is not None]
+    if not v or len({len(x) for x in v}) != 1: return v[0] if v else None
+    return [_avg([x[i] for x in v]) for i in range(len(v[0]))]
+
+# %% ../../nbs/52_eval.matrix.ipynb #300ecba7
 def run_batch(method:Method, items:Sequence[Item], collator, st:EvalSettings, image_root, gen_cfg,
               on_bad_sample:str='error', seed:int=0) -> list[dict]:
-    "Predict the `items` in one left-padded `generate` call; return their cache records"
-    import torch
-    from vlm_nb.train import to_device
-    exs, keep, recs = [], [], []
+    "Predict the `items` (`num_samples` completions each) in one left-padded `generate` call; return their cache records"
+    n, recs, loaded = st.num_samples, [], []
+    def bad(it, e):
+        if on_bad_sample != 'skip': raise e
+        recs.append(dict(key=it.key, id=it.sample.id, dataset=it.sample.dataset, level=it.level, method=method.name, error=str(e)))
     for it in items:
-        try: ex = _example(it, collator, method, st, image_root)
-        except RecordError as e:
-            if on_bad_sample != 'skip': raise
-            recs.append(dict(key=it.key, id=it.sample.id, dataset=it.sample.dataset, level=it.level, method=method.name, error=str(e)))
-            continue
-        exs.append(ex); keep.append(it)
-    if not exs: return recs
+        try: loaded.append((it, *load_inputs(it, st, image_root)))
+        except RecordError as e: bad(it, e)
+    if not loaded: return recs
     model = method.model
     device = next(model.parameters()).device
-    batch = to_device(collator.prompt_batch(exs), device)
-    if st.do_sample: torch.manual_seed(derive_seed(seed, keep[0].key))
-    with Measure(device) as m, torch.inference_mode():
-        out = method.generate(model, batch, generation_config=gen_cfg)
-    cols = [{}] * len(exs)
-    if isinstance(out, dict): seqs, cols = out['sequences'], list(out.get('columns') or cols)
-    else: seqs = getattr(out, 'sequences', out)
-    L = batch['input_ids'].shape[1]
-    preds = collator.tok.batch_decode(seqs[:, L:], skip_special_tokens=True)
+    exs, keep = [], []
+    with Measure(device) as m:  # the method call: prepare, collate, generate, decode
+        for it, s, imgs in loaded:
+            try: group = [method.prepare({**collator.example(s, imgs, train=False), 'level': it.level}) for _ in range(n)]
+            except RecordError as e: bad(it, e); continue
+            exs += group; keep.append(it)
+        if exs:
+            batch = to_device(collator.prompt_batch(exs), device)
+            if st.do_sample: torch.manual_seed(derive_seed(seed, keep[0].key))  # for a method that ignores `logits_processor`
+            kw = sampling_kwargs(st, sample_seeds(seed, [it.key for it in keep], n))
+            t = time.perf_counter()
+            with torch.inference_mode(): out = method.generate(model, batch, generation_config=gen_cfg, **kw)
+            if m.cuda: torch.cuda.synchronize(m.device)
+            gen_s = time.perf_counter() - t
+            seqs, cols, cost = unpack_output(out, batch, model)
+            L = batch['input_ids'].shape[1]
+            texts = [p.strip() for p in collator.tok.batch_decode(seqs[:, L:], skip_special_tokens=True)]
+    if not exs: return recs
     eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else collator.tok.eos_token_id
     ntok = new_token_counts(seqs, L, eos)
-    vis = vision_token_counts(batch['input_ids'], vision_token_ids(model))
-    per = m.seconds * 1000 / len(exs)
-    for i, (it, ex) in enumerate(zip(keep, exs)):
-        recs.append(dict(key=it.key, id=it.sample.id, dataset=it.sample.dataset, level=it.level, method=method.name,
-                         prompt=ex['prompt'], prediction=preds[i].strip(), new_tokens=ntok[i], vision_tokens=vis[i],
-                         latency_ms=round(per, 3), mem_peak_mb=round(m.mem_peak_mb, 1), batch_n=len(exs),
-                         mem_kind=m.mem_kind, columns=dict(cols[i] or {})))
+    per, gper = m.seconds * 1000 / len(keep), gen_s * 1000 / len(keep)
+    for i, it in enumerate(keep):
+        rows = range(i * n, (i + 1) * n); r0 = rows[0]
+        col = dict(cols[r0] or {})
+        col.update({k: _avg([v[r] for r in rows]) for k, v in cost.items() if k not in ('vision_tokens', 'tokens_per_layer')})
+        rec = dict(key=it.key, id=it.sample.id, dataset=it.sample.dataset, level=it.level, method=method.name,
+                   prompt=exs[r0]['prompt'], prediction=texts[r0], new_tokens=sum(ntok[r] for r in rows),
+                   vision_tokens=_avg([cost['vision_tokens'][r] for r in rows]), latency_ms=round(per, 3), generate_ms=round(gper, 3),
+                   mem_peak_mb=round(m.mem_peak_mb, 1), batch_n=len(exs), mem_kind=m.mem_kind, columns=col)
+        if 'tokens_per_layer' in cost: rec['tokens_per_layer'] = _avg_lists([cost['tokens_per_layer'][r] for r in rows])
+        if n > 1: rec.update(completions=[texts[r] for r in rows], completion_tokens=[ntok[r] for r in rows])
+        recs.append(rec)
     return recs
 
 # %% ../../nbs/52_eval.matrix.ipynb #d42e723e
@@ -426,6 +551,7 @@ def resolve_metric(metric_fn=None) -> Callable:
     if fn is None: raise ImportError("vlm_nb.eval.metrics has no score_sample / score function; pass metric_fn")
     return fn
 
+# %% ../../nbs/52_eval.matrix.ipynb #f3f80459
 def score_of(metric_fn:Callable, sample:Sample, prediction:str) -> dict:
     "The metric's result as a dict of floats with a `score`"
     r = metric_fn(sample, prediction)
@@ -435,6 +561,20 @@ def score_of(metric_fn:Callable, sample:Sample, prediction:str) -> dict:
         if isinstance(r.get('metric'), str): out = {'metric': r['metric'], **out}
     else: out = {'score': float(r)}
     return out
+
+# %% ../../nbs/52_eval.matrix.ipynb #3af8b368
+CORRECT_AT = 1.0  # a completion counts as correct (any-of-n, pass@k) when its score reaches this: full credit
+
+def sample_stats(scores:list[dict], # `score_of` of each completion of one prompt
+                 pass_k:Sequence[int]=(), # the k of pass@k
+                ) -> dict:
+    "Mean metrics over one prompt's completions, the number correct, any-of-n and unbiased pass@k"
+    n = len(scores)
+    d = {'metric': scores[0]['metric']} if 'metric' in scores[0] else {}
+    for k in dict.fromkeys(k for s in scores for k in s if k != 'metric'): d[k] = float(np.mean([s[k] for s in scores if k in s]))
+    c = int(sum(s['score'] >= CORRECT_AT for s in scores))
+    d.update(n_samples=n, n_correct=c, any_of_n=float(c > 0), **{f'pass@{k}': pass_at_k(n, c, k) for k in pass_k})
+    return d
 
 # %% ../../nbs/52_eval.matrix.ipynb #254903e3
 def _fmt_secs(s:float) -> str:
@@ -464,16 +604,15 @@ class EvalProgress:
         self.log(f"{self.desc}: done, {computed} computed, {reused} from cache, {time.perf_counter() - self.t0:.1f}s")
 
 # %% ../../nbs/52_eval.matrix.ipynb #24212d56
-def dist_env(rank:int|None=None, world_size:int|None=None) -> tuple[int, int]:
-    "`(rank, world_size)`: given, else from torch.distributed, else from `RANK` / `WORLD_SIZE`"
-    import torch.distributed as dist
-    if rank is None and world_size is None and dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    r = int(os.environ.get('RANK', 0)) if rank is None else rank
-    w = int(os.environ.get('WORLD_SIZE', 1)) if world_size is None else world_size
-    if not 0 <= r < w: raise ValueError(f"rank {r} is not in [0, {w})")
-    return r, w
+def _ranks(rank:int|None=None, world_size:int|None=None) -> tuple[int, int]:
+    "`(rank, world_size)`: the ones given, the others from `vlm_nb.dist.dist_env`"
+    if rank is None or world_size is None:
+        d = dist_env()
+        rank, world_size = d.rank if rank is None else rank, d.world_size if world_size is None else world_size
+    if not 0 <= rank < world_size: raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    return rank, world_size
 
+# %% ../../nbs/52_eval.matrix.ipynb #e2acf279
 class _Sync:
     "Barriers across ranks (gloo group opened here if needed and closed at the end)"
     def __init__(self, world:int, rank:int):
@@ -493,18 +632,25 @@ class _Sync:
 def _mean(v): v = [float(x) for x in v if x is not None]; return round(float(np.mean(v)), 6) if v else None
 
 def group_stats(rows:list[dict], metric_keys:Sequence[str], col_keys:Sequence[str]=(), profile:bool=False) -> dict:
-    "n, mean metrics, mean vision tokens, mean numeric method columns (and the profile) of rows"
+    "n, mean metrics, mean vision tokens, mean numeric method columns, mean tokens per layer (and the profile) of rows"
     d = dict(n=len(rows), **{k: _mean(r.get(k) for r in rows) for k in metric_keys},
              vision_tokens_mean=_mean(r.get('vision_tokens') for r in rows), new_tokens_mean=_mean(r.get('new_tokens') for r in rows))
     for k in col_keys:
         v = [r.get(k) for r in rows]
         if v and all(isinstance(x, (int, float, bool)) and not isinstance(x, str) for x in v if x is not None): d[k] = _mean(v)
+    tpl = [r['tokens_per_layer'] for r in rows if r.get('tokens_per_layer')]
+    if tpl and len({len(t) for t in tpl}) == 1: d['tokens_per_layer_mean'] = [_mean(t[i] for t in tpl) for i in range(len(tpl[0]))]
     if profile: d['profile'] = profile_summary(rows)
     return d
 
+# %% ../../nbs/52_eval.matrix.ipynb #10ea072a
 def _answer_text(s:Sample) -> str: return json.dumps(s.answer, ensure_ascii=False) if isinstance(s.answer, list) else str(s.answer)
 
-def build_rows(items:Sequence[Item], cache:PredictionCache, method:Method, metric_fn:Callable, profile:bool) -> tuple[list[dict], list[dict], list[str], list[str]]:
+def build_rows(items:Sequence[Item], cache:PredictionCache, method:Method, metric_fn:Callable, profile:bool,
+               num_samples:int=1, # completions per prompt (> 1: means over completions, any-of-n, pass@k)
+               pass_k:Sequence[int]=(), # the k of pass@k
+               group_by:Sequence[str]=(), # keys whose values become columns
+              ) -> tuple[list[dict], list[dict], list[str], list[str]]:
     "Per-sample rows (in item order), skipped samples, metric keys and method column names"
     rows, skipped, mkeys, ckeys = [], [], {'score': None}, {}
     for it in items:
@@ -513,37 +659,48 @@ def build_rows(items:Sequence[Item], cache:PredictionCache, method:Method, metri
             e = cache.errors.get(it.key)
             if e is None: raise RuntimeError(f"no prediction for sample {it.sample.id!r} at level {it.level} (did a rank fail?)")
             skipped.append(dict(id=it.sample.id, level=it.level, error=e['error'])); continue
-        sc = score_of(metric_fn, it.sample, r['prediction'])
+        if num_samples > 1: sc = sample_stats([score_of(metric_fn, it.sample, p) for p in r.get('completions') or [r['prediction']]], pass_k)
+        else: sc = score_of(metric_fn, it.sample, r['prediction'])
         for k in sc:
-            if k != 'metric': mkeys.setdefault(k)
+            if k not in ('metric', 'n_samples', 'n_correct'): mkeys.setdefault(k)
         cols = r.get('columns') or {}
         for k in cols: ckeys.setdefault(k)
         row = dict(method=method.name, id=it.sample.id, dataset=it.sample.dataset, group=it.group, level=it.level,
                    answer_type=it.sample.answer_type, answer=_answer_text(it.sample), prediction=r['prediction'], **sc,
                    new_tokens=r.get('new_tokens'), vision_tokens=r.get('vision_tokens'), **cols)
+        if r.get('tokens_per_layer') is not None: row['tokens_per_layer'] = r['tokens_per_layer']
+        for k in group_by: row.setdefault(k, group_value(it.sample, k))
         if profile:
-            lat = r.get('latency_ms')
-            row.update(latency_ms=lat, mem_peak_mb=r.get('mem_peak_mb'), batch_n=r.get('batch_n'),
-                       tokens_s=round(r['new_tokens'] / (lat / 1000), 2) if lat else None)
+            lat, gen = r.get('latency_ms'), r.get('generate_ms')
+            row.update(latency_ms=lat, generate_ms=gen, mem_peak_mb=r.get('mem_peak_mb'), batch_n=r.get('batch_n'),
+                       tokens_s=round(r['new_tokens'] / ((gen or lat) / 1000), 2) if gen or lat else None)
         rows.append(row)
     return rows, skipped, list(mkeys), list(ckeys)
 
-def summarize(rows:list[dict], metric_keys, col_keys, levels:Sequence[float], profile:bool) -> dict:
-    "Overall, per-dataset, per-level statistics and the (level, group) table"
-    def by(rs, key): 
-        g = {}
-        for r in rs: g.setdefault(r[key], []).append(r)
-        return g
+# %% ../../nbs/52_eval.matrix.ipynb #e0e04e8d
+def _by(rows:list[dict], key:str) -> dict:
+    g = {}
+    for r in rows: g.setdefault(r[key], []).append(r)
+    return g
+
+def summarize(rows:list[dict], metric_keys, col_keys, levels:Sequence[float], profile:bool,
+              group_by:Sequence[str]=(), # keys (columns of `rows`) that get per-value statistics and table rows
+             ) -> dict:
+    "Overall, per-dataset, per-level, per-group statistics and the (level, dataset) / (level, group) table"
     stats = lambda rs: group_stats(rs, metric_keys, col_keys, profile)
-    out = dict(**stats(rows), by_dataset={k: stats(v) for k, v in by(rows, 'group').items()})
-    lv = by(rows, 'level')
-    out['by_level'] = {str(l): dict(**stats(lv.get(l, [])), by_dataset={k: stats(v) for k, v in by(lv.get(l, []), 'group').items()})
-                       for l in levels}
+    groups = lambda rs: {'by_group': {k: {v: stats(g) for v, g in sorted(_by(rs, k).items())} for k in group_by}} if group_by else {}
+    out = dict(**stats(rows), by_dataset={k: stats(v) for k, v in _by(rows, 'group').items()}, **groups(rows))
+    lv = _by(rows, 'level')
+    out['by_level'] = {str(l): dict(**stats(lv.get(l, [])), by_dataset={k: stats(v) for k, v in _by(lv.get(l, []), 'group').items()},
+                                    **groups(lv.get(l, []))) for l in levels}
     table = []
+    def add(rs, **label):
+        st = stats(rs); prof = st.pop('profile', None)
+        table.append({**label, **st, **{k: v for k, v in (prof or {}).items() if k not in st}})
     for l in levels:
-        for gname, rs in [('all', lv.get(l, [])), *by(lv.get(l, []), 'group').items()]:
-            st = stats(rs); prof = st.pop('profile', None)
-            table.append({'level': l, 'dataset': gname, **st, **{k: v for k, v in (prof or {}).items() if k not in st}})
+        for gname, rs in [('all', lv.get(l, [])), *_by(lv.get(l, []), 'group').items()]: add(rs, level=l, dataset=gname)
+        for k in group_by:
+            for v, rs in sorted(_by(lv.get(l, []), k).items()): add(rs, level=l, dataset='all', group_by=k, group_value=v)
     out['table'] = table
     return out
 
@@ -554,25 +711,27 @@ def _log0(rank:int, msg:str):
 def evaluate_dataset(method:Method, # the method to evaluate (model + prompt builder + transform)
                      samples, # unified JSONL path(s), `Sample`s or sample dicts
                      output_dir, # run folder: predictions.jsonl, results.csv, summary.json, run_metadata.json
-                     cfg:Config|None=None, # config (eval, data, run sections); None: the tiny profile
+                     cfg:Config|None=None, # config (eval, data, prompt, run sections); None: the tiny profile
                      metric_fn=None, # `fn(sample, prediction)`; None: `vlm_nb.eval.metrics.score_sample`
                      image_root=None, # folder image paths are relative to (default: `data.image_root`)
-                     rank:int|None=None, world_size:int|None=None, # default: torch.distributed / RANK, WORLD_SIZE
+                     rank:int|None=None, world_size:int|None=None, # default: `vlm_nb.dist.dist_env()`
                      **overrides, # `EvalSettings` keys
                     ) -> dict:
     "Evaluate `method` on `samples` (computing only predictions missing from the cache); return the summary"
     cfg = cfg if cfg is not None else load_config('tiny')
     st = eval_settings(cfg, **overrides)
     metric_fn = resolve_metric(metric_fn)
-    rank, world = dist_env(rank, world_size)
+    rank, world = _ranks(rank, world_size)
     out = Path(output_dir)
     on_bad = cfg.data.on_bad_sample
     image_root = Path(image_root if image_root is not None else cfg.data.image_root)
     show = cfg.run.progress
+    system_prompt = cfg.prompt.system_prompt if 'prompt' in cfg else ''
     t_start = time.perf_counter()
     all_samples, files = as_samples(samples, on_bad)
     chosen = select_samples(all_samples, st.dataset_prefixes, st.max_eval_samples)
     if not chosen: raise ValueError("no samples to evaluate")
+    check_group_by([s for s, _ in chosen], st.group_by)
     levels = levels_of(st)
     model_fp, method_fp = method.model_fingerprint, method.fingerprint
     dec = decoding(st, cfg.run.seed)
@@ -581,23 +740,24 @@ def evaluate_dataset(method:Method, # the method to evaluate (model + prompt bui
     for l in levels:
         for s, g in chosen:
             p = method.prompt(s)
-            items.append(Item(len(items), s, g, l, p, cache_key(s, p, l, corr, dec, model_fp, method_fp)))
+            items.append(Item(len(items), s, g, l, p, cache_key(s, p, l, corr, dec, model_fp, method_fp, system_prompt)))
+    per_call = max(1, st.batch_size // st.num_samples)  # prompts per generate call
     sync = _Sync(world, rank)
     try:
         run = start_run(cfg, out, data_files=files, rank=rank, extra=dict(
             eval=asdict(st), decoding=dec, method=method.name, method_settings=method.settings, cache_reuse=st.cache_reuse,
-            model_fingerprint=model_fp, method_fingerprint=method_fp, world_size=world, model_class=type(method.model).__name__))
+            model_fingerprint=model_fp, method_fingerprint=method_fp, world_size=world, model_class=type(method.model).__name__,
+            **({'system_prompt': system_prompt} if system_prompt else {})))
         out.mkdir(parents=True, exist_ok=True)
         cache = PredictionCache(out, rank, world)
-        from vlm_nb.train import SFTCollator
-        collator = SFTCollator(method.processor, prompt_fn=method.prompt, seed=cfg.run.seed)
+        collator = SFTCollator(method.processor, prompt_fn=method.prompt, seed=cfg.run.seed, system_prompt=system_prompt)
         gen_cfg = generation_config(method.model, st, collator.pad_id)
         model = method.model; was_training = model.training; model.eval()
         computed = reused = 0
         try:
             for l in levels:
                 mine = [it for it in items if it.level == l][rank::world]
-                chunks = [mine[i:i + st.batch_size] for i in range(0, len(mine), st.batch_size)]
+                chunks = [mine[i:i + per_call] for i in range(0, len(mine), per_call)]
                 pr = EvalProgress(f"{method.name} level {l:g}" + (f" rank {rank}" if world > 1 else ''), len(chunks), len(mine),
                                   st.eval_log_every, enabled=rank == 0 or world > 1, bar=show and rank == 0)
                 c0, r0 = computed, reused
@@ -614,12 +774,14 @@ def evaluate_dataset(method:Method, # the method to evaluate (model + prompt bui
         sync.barrier()
         if rank == 0:
             cache.merge_shards(); cache.reload()
-            rows, skipped, mkeys, ckeys = build_rows(items, cache, method, metric_fn, st.profile)
+            rows, skipped, mkeys, ckeys = build_rows(items, cache, method, metric_fn, st.profile, st.num_samples, st.pass_k, st.group_by)
             summary = dict(method=method.name, method_settings=method.settings, levels=levels,
-                           **summarize(rows, mkeys, ckeys, levels, st.profile), skipped=skipped, n_skipped=len(skipped),
+                           **summarize(rows, mkeys, ckeys, levels, st.profile, st.group_by), skipped=skipped, n_skipped=len(skipped),
                            settings=asdict(st), decoding=dec, cache_reuse=st.cache_reuse, model_fingerprint=model_fp,
                            method_fingerprint=method_fp, world_size=world, computed=computed, reused=reused,
                            seconds=round(time.perf_counter() - t_start, 3), metric_keys=mkeys, method_columns=ckeys)
+            if st.num_samples > 1: summary.update(num_samples=st.num_samples, pass_k=list(st.pass_k))
+            if st.group_by: summary['group_by'] = list(st.group_by)
             if st.profile: summary['profile'].update(cache_reuse=st.cache_reuse, mem_kind=next((cache.get(it.key) or {}).get('mem_kind') for it in items[:1]),
                                                     device=str(next(method.model.parameters()).device))
             write_results(out, rows, summary)
@@ -638,6 +800,7 @@ def matrix_rows(summary:dict) -> list[dict]:
     "The (level, dataset) rows of one method's summary, with the method and its settings as columns"
     return [{'method': summary['method'], **summary.get('method_settings', {}), **t} for t in summary['table']]
 
+# %% ../../nbs/52_eval.matrix.ipynb #549146f3
 def evaluate_matrix(methods:Sequence, # `Method`s, or callables returning one
                     samples, # as for `evaluate_dataset`
                     output_dir, # matrix folder; each method gets `output_dir/<method name>/`
@@ -649,7 +812,7 @@ def evaluate_matrix(methods:Sequence, # `Method`s, or callables returning one
     "Evaluate every method; write eval_matrix.csv/json, results.csv and summary.json; return the matrix rows"
     cfg = cfg if cfg is not None else load_config('tiny')
     out = Path(output_dir)
-    rank, world = dist_env()
+    rank, world = _ranks()
     run = start_run(cfg, out, rank=rank, extra=dict(eval=asdict(eval_settings(cfg, **overrides)), kind='eval_matrix'))
     rows, summaries, names = [], {}, set()
     for m in methods:
@@ -704,19 +867,19 @@ def parse_eval_args(argv:Sequence[str]) -> tuple[argparse.Namespace, list[str], 
     if a.no_cache_reuse: ev['cache_reuse'] = 'false'
     return a, dotted, ev
 
+# %% ../../nbs/52_eval.matrix.ipynb #73db8c3c
 def main(argv:Sequence[str]|None=None) -> int:
     "Entry point of `python -m vlm_nb.eval.matrix`"
-    import torch
     argv = sys.argv[1:] if argv is None else argv
     a, dotted, ev = parse_eval_args(argv)
     cfg = load_config(a.profile_name, *a.config, overrides=dotted)
     if not a.val_jsonl: raise ConfigError("--val_jsonl is required")
     if not cfg.run.output_dir: raise ConfigError("--output_dir is required")
-    rank, world = dist_env()
+    d = dist_env(); rank, world = d.rank, d.world_size
     if not torch.cuda.is_available() and 'OMP_NUM_THREADS' not in os.environ:
-        torch.set_num_threads(max(1, (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1) // max(1, int(os.environ.get('LOCAL_WORLD_SIZE', world)))))
+        torch.set_num_threads(max(1, (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1) // max(1, d.local_world_size)))
     model, proc, info = load_eval_model(a.checkpoint, cfg)
-    if torch.cuda.is_available() and not cfg.model.device_map: model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    if torch.cuda.is_available() and not cfg.model.device_map: model.to(f"cuda:{d.local_rank}")
     names = [n for n in a.method.split(',') if n]
     methods = [make_method(n, model, proc, cfg) for n in names]
     files = [f for f in a.val_jsonl.split(',') if f]
@@ -727,7 +890,7 @@ def main(argv:Sequence[str]|None=None) -> int:
             if rank == 0: print(json.dumps({k: s[k] for k in ('method', 'n', 'score', 'vision_tokens_mean', 'computed', 'reused')}))
         else:
             rows = evaluate_matrix(methods, files, cfg.run.output_dir, cfg, metric_fn=a.metric or None, **ev)
-            if rank == 0: print(json.dumps([{k: r.get(k) for k in MATRIX_COLUMNS} for r in rows if r['dataset'] == 'all']))
+            if rank == 0: print(json.dumps([{k: r.get(k) for k in MATRIX_COLUMNS} for r in rows if r['dataset'] == 'all' and not r.get('group_by')]))
     finally: sync.close()
     return 0
 

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable
+from ..registry import suggest
 
 # %% auto #0
 __all__ = ['VQA_CONTRACTIONS', 'VQA_MANUAL_MAP', 'VQA_ARTICLES', 'VQA_PUNCT', 'CIRCULAR_OFFSET', 'AIME_PATTERNS', 'METRICS',
@@ -457,7 +458,6 @@ class MetricRegistry:
         return m
     def __getitem__(self, name:str) -> Metric:
         if name not in self.metrics:
-            from vlm_nb.config import suggest
             raise KeyError(f"unknown metric {name!r}{suggest(name, self.metrics)}; known: {', '.join(sorted(self.metrics))}")
         return self.metrics[name]
     def __contains__(self, name): return name in self.metrics
@@ -503,7 +503,7 @@ for _m, _types, _ds in [
     (Metric('scanqa_em', lambda p, s: scanqa_em(p, s['answer']), 'refined_em', 'LEO scanqa_eval.py clean_answer + EM / refined EM'), (), ('scanqa', 'sqa3d', 'rooms')),
     (Metric('action_match', lambda p, s: action_match(p, s['answer']), 'exact', 'RoomPlan action JSON: exact after rounding, partial per field'), ('json',), ()),
     (Metric('math_exact', lambda p, s: {'accuracy': math_exact(p, s['answer'])}, 'accuracy', 'final-answer extraction + numeric equality'), ('math',), ()),
-    (Metric('aime', _aime_fn, 'accuracy', 'AIME extract_aime_answer (reasoning study)'), (), ('aime', 'aime_synth')),
+    (Metric('aime', _aime_fn, 'accuracy', 'AIME extract_aime_answer (patterns in priority order, 0-999)'), (), ('aime', 'aime_synth')),
     (Metric('ocr', _ocr_fn, 'cer', 'jiwer CER / WER', higher_is_better=False), ('ocr',), ()),
 ]: METRICS.register(_m, _types, _ds)
 

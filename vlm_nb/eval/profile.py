@@ -93,7 +93,7 @@ def vision_token_ids(model) -> list[int]:
     return [v for k in ('image_token_id', 'video_token_id') if isinstance(v := getattr(cfg, k, None), int)]
 
 # %% ../../nbs/51_eval.profile.ipynb #ef32b700
-PROFILE_COLUMNS = ('latency_ms', 'mem_peak_mb', 'tokens_s', 'batch_n')
+PROFILE_COLUMNS = ('latency_ms', 'generate_ms', 'mem_peak_mb', 'tokens_s', 'batch_n')
 
 def percentile(values:Iterable, # numbers (None and NaN are dropped)
                q:float, # percentile in [0, 100]
@@ -104,20 +104,23 @@ def percentile(values:Iterable, # numbers (None and NaN are dropped)
 
 def _f(x): return None if x in (None, '') else float(x)
 
-def profile_summary(rows:Iterable[dict], # per-sample rows with latency_ms, mem_peak_mb, new_tokens, vision_tokens
+def profile_summary(rows:Iterable[dict], # per-sample rows with latency_ms (generate_ms), mem_peak_mb, new_tokens, vision_tokens
                    ) -> dict:
-    "Latency and memory p50 / p90, tokens / s and vision-token statistics of per-sample rows"
+    "Latency, generate time and memory p50 / p90, tokens / s and vision-token statistics of per-sample rows"
     rows = list(rows)
     lat = [_f(r.get('latency_ms')) for r in rows]
+    gen = [_f(r.get('generate_ms')) for r in rows]
     mem = [_f(r.get('mem_peak_mb')) for r in rows]
     tok = [_f(r.get('new_tokens')) for r in rows]
     vis = [_f(r.get('vision_tokens')) for r in rows]
-    secs = sum(x for x in lat if x is not None) / 1000
+    secs = sum(g if g is not None else (l or 0) for g, l in zip(gen, lat)) / 1000
     ntok = sum(x for x in tok if x is not None)
     r = lambda x, k=3: None if x is None else round(x, k)
-    return dict(n=len(rows), latency_p50_ms=r(percentile(lat, 50)), latency_p90_ms=r(percentile(lat, 90)),
-                latency_mean_ms=r(float(np.mean([x for x in lat if x is not None])) if any(x is not None for x in lat) else None),
-                mem_peak_p50_mb=r(percentile(mem, 50), 1), mem_peak_p90_mb=r(percentile(mem, 90), 1),
-                tokens_s=r(ntok / secs if secs > 0 else None, 2), new_tokens=int(ntok), generate_seconds=r(secs),
-                vision_tokens_mean=r(float(np.mean([x for x in vis if x is not None])) if any(x is not None for x in vis) else None),
-                vision_tokens_p50=percentile(vis, 50), vision_tokens_total=int(sum(x for x in vis if x is not None)))
+    d = dict(n=len(rows), latency_p50_ms=r(percentile(lat, 50)), latency_p90_ms=r(percentile(lat, 90)),
+             latency_mean_ms=r(float(np.mean([x for x in lat if x is not None])) if any(x is not None for x in lat) else None),
+             mem_peak_p50_mb=r(percentile(mem, 50), 1), mem_peak_p90_mb=r(percentile(mem, 90), 1),
+             tokens_s=r(ntok / secs if secs > 0 else None, 2), new_tokens=int(ntok), generate_seconds=r(secs),
+             vision_tokens_mean=r(float(np.mean([x for x in vis if x is not None])) if any(x is not None for x in vis) else None),
+             vision_tokens_p50=percentile(vis, 50), vision_tokens_total=int(sum(x for x in vis if x is not None)))
+    if any(g is not None for g in gen): d.update(generate_p50_ms=r(percentile(gen, 50)), generate_p90_ms=r(percentile(gen, 90)))
+    return d

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 from ..config import Config, load_config
 from ..records import atomic_write_json, finish_run, start_run, write_csv, write_results
-from .matrix import Method, dist_env, eval_settings, evaluate_dataset
+from ..dist import dist_env
+from .matrix import Method, eval_settings, evaluate_dataset
 
 # %% auto #0
 __all__ = ['pareto_front', 'sweep_row', 'run_sweep']
@@ -75,7 +76,7 @@ def run_sweep(name:str, # sweep name: pareto_<name>.csv / .json, folder output_d
     if not re.fullmatch(r'[A-Za-z0-9._-]+', name): raise ValueError(f"sweep name {name!r}: use letters, digits, '.', '_' and '-' only")
     cfg = cfg if cfg is not None else load_config('tiny')
     out = Path(output_dir)
-    rank, _ = dist_env()
+    rank = dist_env().rank
     run = start_run(cfg, out, rank=rank, extra=dict(kind='sweep', sweep=name, param=param, values=list(values), cost_key=cost_key,
                                                     eval=asdict(eval_settings(cfg, **overrides))))
     rows = []

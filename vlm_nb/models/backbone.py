@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from dataclasses import field, replace
 from pathlib import Path
 from typing import Literal, Optional
-from ..config import ConfigError, section, suggest
-from ..records import default_mode
+from ..config import Config, ConfigError, coerce, section, suggest
+from ..records import atomic_dir, default_mode
 
 # %% auto #0
 __all__ = ['DTYPES', 'PARTS', 'VISION_NAMES', 'PROJECTOR_NAMES', 'ModelCfg', 'model_cfg', 'resolve_source', 'torch_dtype',
            'part_of', 'linear_modules', 'param_summary', 'freeze_parts', 'enable_checkpointing', 'is_checkpointing',
-           'lora_target_names', 'add_lora', 'lora_modules', 'merge_lora', 'atomic_dir', 'save_backbone', 'load_model',
+           'lora_target_names', 'add_lora', 'lora_modules', 'merge_lora', 'save_backbone', 'load_model',
            'set_pixel_range', 'load_processor', 'load_backbone']
 
 # %% ../../nbs/30_models.backbone.ipynb #8aedefb6
@@ -46,9 +46,7 @@ class ModelCfg:
 def model_cfg(cfg=None, # a `Config` with a `model` section, a `ModelCfg`, or None for the defaults
               **overrides) -> ModelCfg:
     "A `ModelCfg` from `cfg` with `overrides` applied and type-checked"
-    from vlm_nb.config import coerce
     import typing
-    from vlm_nb.config import Config
     if cfg is None: mc = ModelCfg()
     elif isinstance(cfg, Config): mc = cfg.model if 'model' in cfg else ModelCfg()
     else: mc = cfg
@@ -211,22 +209,6 @@ def merge_lora(model):
     return model.merge_and_unload() if isinstance(model, PeftModel) else model
 
 # %% ../../nbs/30_models.backbone.ipynb #729dc8b0
-@contextmanager
-def atomic_dir(path):
-    "Yield a temporary folder next to `path`; on success it replaces `path`, on error it is removed"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
-    tmp.chmod(default_mode(directory=True))  # mkdtemp's 0700 would make the saved model private
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f'.{path.name}.{os.getpid()}.old'); os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-
 def save_backbone(model, # transformers or peft model
                   processor, # processor or tokenizer (None: not saved)
                   out_dir, # target folder, replaced atomically

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib, json
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
-from ..records import atomic_write_json
-from .backbone import atomic_dir
+from ..records import atomic_dir, atomic_write_json
+from ..data.schema import read_samples
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'QWEN_SPLIT', 'CHAT_TEMPLATE', 'TINY_VLM_DIR', 'TINY_LLM_DIR', 'train_tokenizer', 'mrope_section',
@@ -215,7 +215,6 @@ def build_tiny_llm(out_dir=TINY_LLM_DIR, # folder to save into
 # %% ../../nbs/31_models.tiny.ipynb #93ab115f
 def sample_texts(*paths) -> Iterator[str]:
     "Question, answers, choices and OCR text of every sample in unified JSONL `paths`"
-    from vlm_nb.data.schema import read_samples
     for p in paths:
         for s in read_samples(p):
             yield s.question
