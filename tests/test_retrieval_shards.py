@@ -32,6 +32,15 @@ def _build(data, out, *launcher, extra=()):
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
     return r
 
+def _same_neighbours_up_to_ties(index, na, nb, kind):
+    "Equal neighbour ids, except where two hits hold the same vector (two questions about one image): float noise orders such ties"
+    row = {i: r for r, i in enumerate(index.ids)}
+    for q, (ha, hb) in enumerate(zip(na, nb)):
+        for x, y in zip(ha, hb):
+            if x.id == y.id: continue
+            vx, vy = index.vectors([row[x.id]]), index.vectors([row[y.id]])
+            assert np.allclose(vx, vy, atol=1e-5), f"{kind} neighbours of {index.ids[q]}: {x.id} vs {y.id} (not a tie)"
+
 def test_torchrun_shards_and_merge_equal_one_process(data):
     from vlm_nb.retrieval import RetrievalIndex, KINDS
     single, sharded = data['dir']/'single', data['dir']/'sharded'
@@ -50,7 +59,7 @@ def test_torchrun_shards_and_merge_equal_one_process(data):
         assert b.meta['num_shards'] == 2 and 'num_shards' not in a.meta
         np.testing.assert_allclose(a.vectors(range(len(a))), b.vectors(range(len(b))), atol=1e-5)
         na, nb = a.neighbours(a.ids, k=3), b.neighbours(b.ids, k=3)
-        assert [[h.id for h in hs] for hs in na] == [[h.id for h in hs] for hs in nb], kind
+        _same_neighbours_up_to_ties(a, na, nb, kind)
         np.testing.assert_allclose([[h.score for h in hs] for hs in na], [[h.score for h in hs] for hs in nb], atol=1e-5)
         assert all(len(hs) == 3 and q not in [h.id for h in hs] for q, hs in zip(a.ids, na))
 

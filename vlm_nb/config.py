@@ -52,6 +52,7 @@ class RunCfg:
     figures_dir: str = 'figures'  # where figures are saved
     progress: bool = True  # show progress bars
 
+# %% ../nbs/02_config.ipynb #626e3162
 @section('data')
 class DataCfg:
     "Where data lives and how bad samples are treated"
@@ -62,11 +63,13 @@ class DataCfg:
     max_samples: Optional[int] = None  # cap on samples read per file (None: all)
     recipe: str = 'tiny'  # data recipe name
 
+# %% ../nbs/02_config.ipynb #fddd3cd6
 @section('prompt')
 class PromptCfg:
     "How a sample becomes a chat prompt, the same in training and evaluation"
     system_prompt: str = ''  # system turn of every chat prompt ('' : none)
 
+# %% ../nbs/02_config.ipynb #0571825e
 @section('train')
 class TrainCfg:
     "The shared training loop: data, optimiser, schedule, precision, backend, checkpoints (flag names of the study runbooks)"
@@ -115,6 +118,7 @@ class TrainCfg:
     collator: str = 'sft'  # registered collator: turns samples into batches
     step: str = 'sft'  # registered training step: one micro-batch's forward and loss
 
+# %% ../nbs/02_config.ipynb #03de062d
 @section('eval')
 class EvalCfg:
     "Evaluation settings shared by every method"
