@@ -47,7 +47,7 @@ readme: install
 	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --output-dir . --output README
 
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=. --MultiKernelManager.default_kernel_name=vlm_nb
+	$(BIN)/jupyter lab --notebook-dir=. --MultiKernelManager.default_kernel_name=vlm_nb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: install
 	MPLBACKEND=Agg $(BIN)/python bench/run.py

@@ -42,7 +42,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
-    package_data = {cfg['lib_name']: ['configs/*.yaml', 'configs/recipes/*.yaml',  # studies ship their configs in their package
+    package_data = {cfg['lib_name']: ['configs/*.yaml', 'configs/recipes/*.yaml', 'configs/studies/*.yaml',  # studies ship their configs in their package
                                    'studies/*/configs/*.yaml', 'studies/*/configs/*/*.yaml']},
     install_requires = requirements,
     extras_require = extras,

@@ -24,7 +24,8 @@ def overrides(info, out, steps, batch, lora):
     o = [f"model.name_or_path={info['vlm']}", f"data.image_root={info['root']}/data", f'run.output_dir={out}',
          'train.train_jsonl=' + ','.join(info['files']), 'run.progress=false', f'train.max_steps={steps}',
          f'train.batch_size={batch}', 'train.warmup_steps=5', 'train.learning_rate=1e-3',
-         'train.sampling_alpha=1.0']  # draws in proportion to size, as transformers' shuffled sampler
+         'train.sampling_alpha=1.0',  # draws in proportion to size, as transformers' shuffled sampler
+         'train.tensorboard=false']  # transformers' Trainer runs with report_to=[]: neither writes TensorBoard events
     return o + (['model.use_lora=true', 'model.lora_r=8'] if lora else [])
 
 def rates(stamps, batch) -> dict:

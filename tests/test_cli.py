@@ -80,3 +80,59 @@ def test_help_lists_every_command_and_unknown_names_nearest():
     assert "unknown command 'figurs' (did you mean 'figures'?)" in r.stderr
     r = run_cmd([BIN/'vlm_nb', 'figures', '--runs-dir', 'no/such/runs'])
     assert r.returncode == 1 and 'no runs folder' in r.stderr, r.stderr
+
+# --- issue 18: one-line errors, help, arguments checked before a run ---
+
+def _main(argv, capsys):
+    "exit status, stdout and stderr lines of `vlm_nb.cli.main(argv)` in this process (argparse's exits included)"
+    from vlm_nb.cli import main
+    try: rc = main(argv)
+    except SystemExit as e: rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err.strip().splitlines()
+
+@pytest.mark.parametrize('argv, want', [
+    (['train', 'train.learnin_rate=1'], "unknown key 'train.learnin_rate' (did you mean 'learning_rate'?)"),
+    (['train', '--config', 'no/such/bad.yaml'], 'config file not found: no/such/bad.yaml'),
+    (['train', '--profile', 'tnyi'], "unknown profile 'tnyi' (did you mean 'tiny'?)"),
+    (['r3', 'stage', 'nosuch'], "unknown r3 stage 'nosuch'"),
+    (['r3', 'eval', '--checkpoint_dir', 'nosuch/step_3'], 'nosuch/step_3'),
+    (['run', 'nbs/experiments/example'], 'is a folder, not a notebook (00_example.ipynb)'),
+    (['run', str(EXAMPLE), '-p', 'n_points', 'abc'], "parameter 'n_points' is int, got 'abc'"),
+    (['data', 'check-leakage', '--data-root', 'no/such/data'], 'no manifest, so no prepared data to check'),
+    (['reproduce', '--study', 'vov'], "study 'vov'"),
+])
+def test_ordinary_mistakes_are_one_line_exit_1(argv, want, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rc, out, err = _main(argv, capsys)
+    assert rc == 1 and len(err) == 1 and err[0].startswith('[vlm_nb] error: ') and want in err[0], (rc, err)
+
+def test_a_bug_keeps_its_traceback(capsys):
+    from vlm_nb.cli import one_line_errors
+    with pytest.raises(TypeError): one_line_errors(lambda argv: 1 + None, [])
+
+def test_planned_study_and_bad_arguments_make_no_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for argv, want in ((['--study', 'vov'], 'is planned, not built yet; studies that run: '),
+                       (['--study', 'example', '--only', 'zz'], "--only 'zz' matches no notebook of study 'example'"),
+                       (['--study', 'example', '--profile', 'tnyi'], "unknown profile 'tnyi'")):
+        rc, out, err = _main(['reproduce', *argv, '--runs-dir', str(tmp_path)], capsys)
+        assert rc == 1 and len(err) == 1 and want in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+@pytest.mark.parametrize('argv, usage', [(['r3', '--help'], 'usage: vlm_nb r3 stage'), (['r3', 'eval', '--help'], 'usage: vlm_nb r3 eval'),
+                                         (['r3', 'stage', '--help'], 'usage: vlm_nb r3 stage'), (['ocr', '--help'], 'usage: vlm_nb ocr'),
+                                         (['retrieval', '--help'], 'usage: vlm_nb retrieval'), (['train', '--help'], 'usage: vlm_nb train'),
+                                         (['reproduce', '--help'], 'usage: vlm_nb reproduce')])
+def test_help_of_every_command_names_it_and_exits_0(argv, usage, capsys):
+    rc, out, err = _main(argv, capsys)
+    assert rc == 0 and out.startswith(usage) and 'python -m' not in out.split('\n')[0], (rc, out[:300], err)
+
+def test_reproduce_help_lists_studies_and_profiles(capsys):
+    rc, out, _ = _main(['reproduce', '--help'], capsys)
+    text = ' '.join(out.split())
+    for word in ('example', 'r3', 'tiny', 'paper', 'planned, not built yet: vov'): assert word in text, (word, text)
+    rc, out, _ = _main(['run', '--help'], capsys)
+    for opt in ('--runs-dir', '--name', '--output-dir', '--no-progress', '--parameter'):
+        line = next(l for l in out.splitlines() if opt in l)
+        assert len(' '.join(out.split(opt, 1)[1].split('\n  -')[0].split())) > 10, (opt, out)  # each option has help text

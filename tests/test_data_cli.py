@@ -86,7 +86,7 @@ def test_prepare_errors_are_one_line(tmp_path):
     r = _vlm('data', 'prepare', '--recipe', 'paper', '--data-root', tmp_path, '--only', 'vov')
     assert r.returncode == 1 and "recipe 'paper' cannot run here" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = _vlm('data', 'check-leakage', '--data-root', tmp_path)
-    assert r.returncode == 1 and 'holds recipes none' in r.stderr, r.stderr
+    assert r.returncode == 1 and 'no manifest, so no prepared data' in r.stderr and 'vlm_nb data prepare --recipe' in r.stderr, r.stderr
 
 def test_prepare_tiny_recipe_small_scale(tmp_path):
     from vlm_nb.data.recipe import load_recipe

@@ -4,6 +4,7 @@ pass@k follow from the per-sample correct counts; `eval.group_by` rows add up to
 import json
 from pathlib import Path
 import pytest
+from conftest import tiny_vlm_varied
 from vlm_nb.config import ConfigError, load_config
 from vlm_nb.records import read_jsonl
 from vlm_nb.data.schema import Sample
@@ -26,20 +27,9 @@ class Counting:
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
-    import torch
-    torch.set_num_threads(1)
-    from vlm_nb.data.synth import generate_suite
-    from vlm_nb.models.tiny import build_tiny_vlm, sample_texts
-    from vlm_nb.models.backbone import load_backbone
     from vlm_nb.eval.matrix import as_samples
     d = tmp_path_factory.mktemp('nsamples')
-    files = [generate_suite(s, d/'data', 2, seed=0, split='val', workers=1, show_progress=False) for s in ('charts', 'screens')]
-    base = build_tiny_vlm(d/'vlm', list(sample_texts(*files)) * 3, seed=0, vocab_size=400, max_pixels=64*64)
-    model, proc = load_backbone(name_or_path=str(base))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # scaled-up random weights: varied answers
-        for p in model.parameters():
-            if p.dim() >= 2: p.normal_(0, 1.5 / p.shape[-1] ** 0.5, generator=g)
+    files, model, proc = tiny_vlm_varied(d, 2, 64*64)
     model.eval()
     pool = as_samples(files)[0]
     picked = [s for ds in ('charts', 'screens') for s in [x for x in pool if x.dataset == ds][:N // 2]]

@@ -3,7 +3,7 @@ uninterrupted one, computing only what is missing; a 2-process torchrun evaluati
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
-from conftest import ROOT, run_cmd
+from conftest import ROOT, run_cmd, tiny_vlm_varied
 
 # The test's own module: a local exact-match metric, and the `base` method with an optional pause per batch
 # (EVAL_TEST_PAUSE seconds) so that the run can be killed between two appended batches.
@@ -25,19 +25,9 @@ N = 16
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    import torch
-    torch.set_num_threads(1)
-    from vlm_nb.data.synth import generate_suite
-    from vlm_nb.models.tiny import build_tiny_vlm, sample_texts
-    from vlm_nb.models.backbone import load_backbone, save_backbone
+    from vlm_nb.models.backbone import save_backbone
     d = tmp_path_factory.mktemp('evalresume')
-    files = [generate_suite(s, d/'data', 4, seed=0, split='val', workers=1, show_progress=False) for s in ('charts', 'screens')]
-    base = build_tiny_vlm(d/'base', list(sample_texts(*files)) * 3, seed=0, vocab_size=400, max_pixels=128*128)
-    model, proc = load_backbone(name_or_path=str(base))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # scaled-up random weights: answers that differ from sample to sample
-        for p in model.parameters():
-            if p.dim() >= 2: p.normal_(0, 1.5 / p.shape[-1] ** 0.5, generator=g)
+    files, model, proc = tiny_vlm_varied(d, 4, 128*128)
     save_backbone(model, proc, d/'vlm')
     (d/'evalmod.py').write_text(EVALMOD)
     return d, files

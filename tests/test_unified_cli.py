@@ -60,6 +60,19 @@ def test_missing_input_is_one_line(tiny):
     assert r.returncode == 1 and "dataset 'chartqa'" in r.stderr and 'no train split found' in r.stderr, r.stderr
     assert not (tiny['dir']/'bad').exists()
 
+def test_empty_or_missing_unified_input_is_named_first(tmp_path):
+    "An empty --unified file is refused before anything is written; with no --image_root, a missing one is named as missing"
+    (tmp_path/'empty.jsonl').write_text('')
+    out = tmp_path/'out'
+    common = ['--out_dir', out/'unified', '--index_dir', out/'indices', '--ocr_root', out/'ocr', '--no_progress']
+    r = run_cmd([BIN/'vlm_nb', 'data', 'rebuild', '--unified', tmp_path/'empty.jsonl', '--image_root', tmp_path, *common], env=ENV)
+    assert r.returncode == 1 and f"unified file {tmp_path/'empty.jsonl'} is empty: no samples" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists(), (r.stderr, list(out.rglob('*')))
+    # run where the profile's image_root ('data') does not exist: the missing input is what is reported
+    r = run_cmd([BIN/'vlm_nb', 'data', 'rebuild', '--unified', tmp_path/'nope.jsonl', *common], cwd=tmp_path, env=ENV)
+    assert r.returncode == 1 and f"unified file not found: {tmp_path/'nope.jsonl'}" in r.stderr, r.stderr
+    assert 'is not a folder' not in r.stderr and not out.exists(), r.stderr
+
 def test_torchrun_two_shards_equal_one_process(tiny):
     one = tiny['dir']/'one'
     if not (one/'unified/train.jsonl').exists(): run_cmd([BIN/'vlm_nb', 'data', 'rebuild', *rebuild_args(tiny, 'one')], env=ENV, check=True)

@@ -4,17 +4,20 @@
 
 # %% ../nbs/91_cli.ipynb #2b25e0e3
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 from pathlib import Path
 import yaml
-from .registry import COMMANDS, suggest
-from .config import profiles_dir
+from .registry import COMMANDS, suggest, study_modules
+from .config import profiles_dir, profile_path, read_yaml
+from .launch import LaunchError
 from .data.recipe import prepare, check_manifest_leakage
 from .unified import main as rebuild_main
-from .runner import run_notebook, reproduce, NotebookFailed
+from .runner import run_notebook, reproduce, NotebookFailed, NotebookInterrupted, notebook_parameters, study_notebooks, repo_root
 
 # %% auto #0
-__all__ = ['BUILTIN', 'command_names', 'build_parser', 'main']
+__all__ = ['BUILTIN', 'USER_ERRORS', 'command_names', 'error_line', 'one_line_errors', 'runnable_studies', 'planned_studies',
+           'check_study', 'shipped_profiles', 'check_only', 'check_notebook', 'typed_param', 'typed_params',
+           'build_parser', 'main']
 
 # %% ../nbs/91_cli.ipynb #1255e60e
 BUILTIN = ('run', 'reproduce', 'data')  # the commands parsed here
@@ -24,6 +27,78 @@ COMMANDS.homes.update({  # shared modules that register a command on import
 def command_names() -> list[str]:
     "Every command: the built-in ones, the shared modules' and the studies'"
     return sorted({*BUILTIN, *COMMANDS.names()})
+
+# %% ../nbs/91_cli.ipynb #5b0e7c21
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError,
+               NotebookFailed, LaunchError)  # ordinary mistakes: one line, exit 1 (`ConfigError`, `RecordError` are `ValueError`s)
+
+def error_line(e:BaseException) -> str:
+    "The one line `[vlm_nb] error: …` that reports `e`"
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    return f"[vlm_nb] error: {'; '.join(l.strip() for l in str(msg).splitlines() if l.strip())}"
+
+def one_line_errors(fn, # a command: `fn(argv) -> int`
+                    argv:list, # the rest of the command line
+                   ) -> int:
+    "Run `fn(argv)`; an ordinary mistake (`USER_ERRORS`) prints one line on stderr and returns 1, a bug keeps its traceback"
+    try: return fn(argv) or 0
+    except USER_ERRORS as e:
+        if os.environ.get('VLM_NB_DEBUG'): raise
+        print(error_line(e), file=sys.stderr, flush=True)
+        return 130 if isinstance(e, NotebookInterrupted) else 1  # 130: the shell's code for Ctrl-C
+
+# %% ../nbs/91_cli.ipynb #8d4e2a61
+def runnable_studies(root=None) -> list[str]:
+    "Studies `vlm_nb reproduce` can run: folders of numbered notebooks under `nbs/experiments/`"
+    d = repo_root(root)/'nbs'/'experiments'
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob('[0-9]*.ipynb'))) if d.is_dir() else []
+
+def planned_studies() -> dict[str, str]:
+    "Studies the project plans but has not built yet: name -> what it studies (`vlm_nb/configs/studies/planned.yaml`)"
+    f = profiles_dir()/'studies'/'planned.yaml'
+    return dict(read_yaml(f).get('planned') or {}) if f.exists() else {}
+
+def check_study(study:str, root=None) -> str:
+    "`study` if `vlm_nb reproduce` can run it, else a `ValueError` saying what it is and which studies run"
+    runs = runnable_studies(root)
+    if study in runs: return study
+    have = f"studies that run: {', '.join(runs)}"
+    planned = planned_studies()
+    if study in planned: raise ValueError(f"study {study!r} ({planned[study]}) is planned, not built yet; {have}")
+    registered = sorted(m.rsplit('.', 1)[-1] for m in study_modules())
+    if study in registered: raise ValueError(f"study {study!r} is registered but has no experiment notebooks "
+                                             f"(nbs/experiments/{study}/[0-9]*.ipynb); {have}")
+    raise ValueError(f"unknown study {study!r}{suggest(study, [*runs, *planned])}; {have}"
+                     + (f"; planned: {', '.join(planned)}" if planned else ''))
+
+# %% ../nbs/91_cli.ipynb #af6a4c83
+def shipped_profiles() -> list[str]:
+    "Names of the profiles shipped in `vlm_nb/configs/` (a YAML file path is a profile too)"
+    return sorted(p.stem for p in profiles_dir().glob('*.yaml'))
+
+def check_only(study:str, only:list|None, root=None) -> list[Path]:
+    "The notebooks of `study` that `--only` selects; an error names a prefix that selects none"
+    nbs = study_notebooks(study, root)
+    for o in only or []:
+        if not any(nb.stem.startswith(o) for nb in nbs):
+            stems = [nb.stem for nb in nbs]
+            raise ValueError(f"--only {o!r} matches no notebook of study {study!r}{suggest(o, stems)}; notebooks: {', '.join(stems)}")
+    return [nb for nb in nbs if not only or any(nb.stem.startswith(o) for o in only)]
+
+# %% ../nbs/91_cli.ipynb #c18d5ea5
+def check_notebook(nb) -> Path:
+    "`nb` if it is one notebook file; a folder or a missing file is an error that says what to give instead"
+    nb = Path(nb)
+    if nb.is_dir():
+        inside = sorted(p.name for p in nb.glob('*.ipynb'))
+        hint = (f"{', '.join(inside[:4])}{', …' if len(inside) > 4 else ''}" if inside else 'no notebooks there')
+        raise IsADirectoryError(f"{nb} is a folder, not a notebook ({hint}): give one notebook, "
+                                f"or run a study's notebooks in order with `vlm_nb reproduce --study NAME`")
+    if not nb.exists():
+        near = sorted(p.name for p in nb.parent.glob('*.ipynb')) if nb.parent.is_dir() else []
+        raise FileNotFoundError(f"notebook not found: {nb}{suggest(nb.name, near)}")
+    if nb.suffix != '.ipynb': raise ValueError(f"{nb}: not a notebook (.ipynb)")
+    return nb
 
 # %% ../nbs/91_cli.ipynb #1e5680ae
 def _param_value(raw:str):
@@ -38,6 +113,39 @@ def _param_value(raw:str):
         except yaml.YAMLError: pass
     return raw
 
+_TYPE_OK = {'int': lambda v: isinstance(v, int) and not isinstance(v, bool),
+            'float': lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            'bool': lambda v: isinstance(v, bool), 'list': lambda v: isinstance(v, list), 'dict': lambda v: isinstance(v, dict)}
+
+def typed_param(name:str, # parameter name
+                raw:str, # the `-p` value as typed
+                decl:dict, # the parameter as papermill inspects it (`inferred_type_name`, `help`)
+                where='') -> object:
+    "The value of `-p name raw` for a parameter declared as `decl`; a value of the wrong type is a `ValueError` naming the parameter"
+    t = decl.get('inferred_type_name', 'None').replace(' ', '')
+    optional = t.startswith('Optional[') and t.endswith(']')
+    base = t[len('Optional['):-1] if optional else t
+    v = _param_value(raw)
+    if v is None and optional: return None
+    if base == 'str': return raw
+    if base in _TYPE_OK and not _TYPE_OK[base](v):
+        eg = {'list': ' (write a list as [a, b])', 'dict': ' (write a mapping as {k: v})', 'bool': ' (true or false)'}.get(base, '')
+        raise ValueError(f"{where}parameter {name!r} is {t}{eg}, got {raw!r}" + (f": {decl['help']}" if decl.get('help') else ''))
+    return float(v) if base == 'float' else v
+
+def typed_params(nb, # the notebook
+                 pairs:list, # `[[key, value], …]` from `-p`
+                ) -> dict:
+    "Every `-p` pair of `nb` typed by its parameters cell; an unknown name is an error with the nearest one"
+    declared = notebook_parameters(nb)
+    out = {}
+    for k, raw in pairs:
+        if k not in declared:
+            raise ValueError(f"{nb}: unknown parameter {k!r}{suggest(k, declared)}; parameters: {', '.join(declared)}")
+        out[k] = typed_param(k, raw, declared[k], f"{nb}: ")
+    return out
+
+# %% ../nbs/91_cli.ipynb #0a5c2b3d
 def build_parser(commands:bool=False, # list the registered commands in the help (imports their modules and the studies)
                 ) -> argparse.ArgumentParser:
     "Argument parser of the `vlm_nb` command"
@@ -45,19 +153,28 @@ def build_parser(commands:bool=False, # list the registered commands in the help
     ap = argparse.ArgumentParser(prog='vlm_nb', description='Notebook-first VLM research workbench', epilog=epilog,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='cmd', required=True)
-    r = sub.add_parser('run', help='execute one parameterized notebook with papermill into runs/')
-    r.add_argument('notebook', type=Path)
-    r.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'))
-    r.add_argument('--runs-dir', default='runs')
+    profiles, planned = ', '.join(shipped_profiles()), ', '.join(planned_studies())
+    r = sub.add_parser('run', help='execute one parameterized notebook with papermill into runs/',
+                       description='Execute one experiment notebook with papermill into a run folder; '
+                                   'see its parameters with `papermill --help-notebook NOTEBOOK`')
+    r.add_argument('notebook', type=Path, help='the experiment notebook, e.g. nbs/experiments/example/00_example.ipynb')
+    r.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
+                   help="a parameter of the notebook's parameters cell, checked against its declared type (repeatable)")
+    r.add_argument('--runs-dir', default='runs', help='root of run folders: the run goes to RUNS_DIR/<study>/<name>-<time>/ (default: runs)')
     r.add_argument('--name', default=None, help='run name (default: notebook name)')
-    r.add_argument('--output-dir', default=None)
-    r.add_argument('--no-progress', action='store_true')
-    p = sub.add_parser('reproduce', help="run a study's notebooks in order")
-    p.add_argument('--study', required=True)
-    p.add_argument('--profile', default='tiny')
-    p.add_argument('--runs-dir', default='runs')
-    p.add_argument('--only', nargs='*', help='notebook name prefixes to run')
-    p.add_argument('--no-progress', action='store_true')
+    r.add_argument('--output-dir', default=None, help='exact run folder (instead of RUNS_DIR/<study>/<name>-<time>/)')
+    r.add_argument('--no-progress', action='store_true', help='no progress bar')
+    r.add_argument('--dry-run', action='store_true', help='check the notebook and parameters, print what would run, run nothing')
+    p = sub.add_parser('reproduce', help="run a study's notebooks in order",
+                       description="Run a study's experiment notebooks (nbs/experiments/STUDY/) in name order into "
+                                   "RUNS_DIR/STUDY/<profile>-<time>/")
+    p.add_argument('--study', required=True, help=f"study to run: {', '.join(runnable_studies())}"
+                                                  + (f" (planned, not built yet: {planned})" if planned else ''))
+    p.add_argument('--profile', default='tiny', help=f'config profile: {profiles} or a YAML file (default: tiny)')
+    p.add_argument('--runs-dir', default='runs', help='root of run folders (default: runs)')
+    p.add_argument('--only', nargs='*', metavar='PREFIX', help='run only the notebooks whose name starts with one of these, e.g. 00 10')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--dry-run', action='store_true', help='check the arguments, print the notebooks that would run, run nothing')
     d = sub.add_parser('data', help='prepare the datasets of a recipe; check train/eval leakage').add_subparsers(dest='data_cmd', required=True)
     shipped = ', '.join(sorted(f.stem for f in (profiles_dir()/'recipes').glob('*.yaml')))
     dp = d.add_parser('prepare', help='write unified JSONL files and processed/manifest.json for a recipe')
@@ -76,9 +193,9 @@ def build_parser(commands:bool=False, # list the registered commands in the help
     dp.add_argument('--ocr-cache', '--ocr_cache', default=None, help="OCR cache whose text goes into every sample's ocr field")
     dp.add_argument('--ocr-root', '--ocr_root', default=None, help='folder of per-dataset OCR caches <dataset>_ocr.jsonl')
     dl = d.add_parser('check-leakage', help='fail when an eval sample id or image occurs in a training file')
-    dl.add_argument('--data-root', default='data')
+    dl.add_argument('--data-root', default='data', help='holds processed/manifest.json written by `vlm_nb data prepare`')
     dl.add_argument('--recipe', default=None, help='recipe name in the manifest (default: the only one)')
-    dl.add_argument('--check-text', action='store_true')
+    dl.add_argument('--check-text', action='store_true', help='text-only repeats between train and eval are errors')
     d.add_parser('rebuild', help='OCR caches, unified files with OCR, train/val files and retrieval indices; see --help', add_help=False)
     return ap
 
@@ -95,22 +212,47 @@ def _counts(items:list) -> dict:
 
 def _data(args) -> int:
     "Run a `vlm_nb data …` command"
-    try:
-        if args.data_cmd == 'prepare':
-            res = prepare(args.recipe, args.data_root, seed=args.seed, workers=args.workers, scale=args.scale,
-                          max_per_split=args.max_per_split, counts=_counts(args.count), only=args.only,
-                          on_bad_sample=args.on_bad_sample, check=not args.no_check, check_text=args.check_text,
-                          show_progress=not args.no_progress, ocr_cache=args.ocr_cache, ocr_root=args.ocr_root)
-            print(f"[vlm_nb] manifest: {res['manifest']}")
-            lk = res['leakage']
-        else:
-            lk = check_manifest_leakage(args.data_root, args.recipe, check_text=args.check_text)
-        if lk: print(f"[vlm_nb] leakage check passed: {lk['eval_samples']} eval samples and {lk['eval_media']} eval media "
-                      f"against {lk['train_files']} training file(s); {lk['text_overlap']} text-only repeat(s)")
-    except (KeyError, ImportError) as e:
-        print(f"[vlm_nb] error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 1
+    if args.data_cmd == 'prepare':
+        res = prepare(args.recipe, args.data_root, seed=args.seed, workers=args.workers, scale=args.scale,
+                      max_per_split=args.max_per_split, counts=_counts(args.count), only=args.only,
+                      on_bad_sample=args.on_bad_sample, check=not args.no_check, check_text=args.check_text,
+                      show_progress=not args.no_progress, ocr_cache=args.ocr_cache, ocr_root=args.ocr_root)
+        print(f"[vlm_nb] manifest: {res['manifest']}")
+        lk = res['leakage']
+    else:
+        lk = check_manifest_leakage(args.data_root, args.recipe, check_text=args.check_text)
+    if lk: print(f"[vlm_nb] leakage check passed: {lk['eval_samples']} eval samples and {lk['eval_media']} eval media "
+                  f"against {lk['train_files']} training file(s); {lk['text_overlap']} text-only repeat(s)")
     return 0
+
+# %% ../nbs/91_cli.ipynb #4c9a6f71
+def _run(args) -> int:
+    "`vlm_nb run`: check the notebook and its parameters, then execute it"
+    nb = check_notebook(args.notebook)
+    params = typed_params(nb, args.parameter)
+    if args.dry_run:
+        print(f"[vlm_nb] would run {nb} with parameters {params or '{}'}"); return 0
+    out = run_notebook(nb, params, runs_dir=args.runs_dir, name=args.name, output_dir=args.output_dir, progress=not args.no_progress)
+    print(f"[vlm_nb] executed notebook: {out}")
+    return 0
+
+def _reproduce(args) -> int:
+    "`vlm_nb reproduce`: check study, profile and `--only` (no run folder is made before), then run the notebooks"
+    study = check_study(args.study)
+    profile_path(args.profile)
+    nbs = check_only(study, args.only)
+    if args.dry_run:
+        print(f"[vlm_nb] {study} (profile {args.profile}) would run: {', '.join(nb.name for nb in nbs)}"); return 0
+    outs = reproduce(study, args.profile, args.runs_dir, args.only, progress=not args.no_progress)
+    print(f"[vlm_nb] {study}: {len(outs)} notebook(s) executed under {Path(args.runs_dir)/study}")
+    return 0
+
+def _builtin(argv:list) -> int:
+    "A built-in command: `run`, `reproduce` or `data`"
+    if argv[:2] == ['data', 'rebuild']:  # the module keeps its own parser (also `python -m vlm_nb.unified`)
+        return rebuild_main(argv[2:], prog='vlm_nb data rebuild')
+    args = build_parser().parse_args(argv)
+    return {'run': _run, 'reproduce': _reproduce, 'data': _data}[args.cmd](args)
 
 def main(argv:list|None=None) -> int:
     "Entry point of the `vlm_nb` console script"
@@ -123,21 +265,5 @@ def main(argv:list|None=None) -> int:
             known = command_names()
             print(f"[vlm_nb] error: unknown command {argv[0]!r}{suggest(argv[0], known)}; commands: {', '.join(known)}", file=sys.stderr)
             return 2
-        return COMMANDS.get(argv[0])(argv[1:]) or 0
-    if argv[:2] == ['data', 'rebuild']:  # the module keeps its own parser (also `python -m vlm_nb.unified`)
-        return rebuild_main(argv[2:], prog='vlm_nb data rebuild')
-    args = build_parser().parse_args(argv)
-    try:
-        if args.cmd == 'run':
-            params = {k: _param_value(v) for k, v in args.parameter}
-            out = run_notebook(args.notebook, params, runs_dir=args.runs_dir, name=args.name,
-                               output_dir=args.output_dir, progress=not args.no_progress)
-            print(f"[vlm_nb] executed notebook: {out}")
-        elif args.cmd == 'reproduce':
-            outs = reproduce(args.study, args.profile, args.runs_dir, args.only, progress=not args.no_progress)
-            print(f"[vlm_nb] {args.study}: {len(outs)} notebook(s) executed under {Path(args.runs_dir)/args.study}")
-        elif args.cmd == 'data': return _data(args)
-    except (NotebookFailed, FileNotFoundError, ValueError) as e:
-        print(f"[vlm_nb] error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return one_line_errors(COMMANDS.get(argv[0]), argv[1:])
+    return one_line_errors(_builtin, argv)

@@ -104,6 +104,7 @@ class TrainCfg:
     dist_backend: str = ''  # torch.distributed backend ('' : nccl on GPU, gloo on CPU)
     threads: int = 0  # torch CPU threads per worker (0: cores / local workers)
     log_every: int = 1  # steps between metric rows
+    tensorboard: bool = True  # also write the metric rows as TensorBoard events under `tb/` (metrics.csv is always written)
     eval_every: int = 0  # steps between validation losses (0: never)
     eval_samples: int = 64  # validation samples per evaluation
     eval_metric: str = ''  # also generate answers every eval_every steps and score them with this registered metric ('' : loss only)

@@ -16,11 +16,13 @@ from .registry import COMMANDS, Registry, suggest
 from .records import atomic_write_bytes, load_jsonl
 
 # %% auto #0
-__all__ = ['THEME', 'DPI', 'FORMATS', 'ACTION_COLS', 'FIGURE_RECIPES', 'theme_rc', 'palette', 'set_theme', 'themed', 'load_table',
-           'need_columns', 'figure_bytes', 'save_figure', 'in_kernel', 'finish', 'pareto_front', 'plot_pareto',
-           'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe', 'find_tables',
-           'concat_tables', 'first_column', 'save_into', 'latest_run', 'training_figures', 'pareto_figures',
-           'action_ratio_figures', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures', 'figures_main']
+__all__ = ['THEME', 'DPI', 'LABELS', 'CI_LEVEL', 'CI_RESAMPLES', 'FORMATS', 'ACTION_COLS', 'FIGURE_RECIPES', 'SAMPLE_COLUMNS',
+           'theme_rc', 'palette', 'set_theme', 'themed', 'is_loss', 'column_label', 'bootstrap_ci', 'cell_stats',
+           'load_table', 'need_columns', 'figure_bytes', 'save_figure', 'in_kernel', 'finish', 'pareto_front',
+           'plot_pareto', 'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe',
+           'find_tables', 'concat_tables', 'first_column', 'save_into', 'latest_run', 'training_figures',
+           'pareto_figures', 'action_ratio_figures', 'sample_scores', 'accuracy_table', 'corruption_figures',
+           'metric_bars_figures', 'rebuild_figures', 'figures_main']
 
 # %% ../nbs/55_figures.ipynb #fb0aabf6
 THEME = dict(style='whitegrid', context='paper', palette='colorblind', font='DejaVu Sans', font_scale=1.0)
@@ -49,6 +51,64 @@ def set_theme(**overrides):
 def themed(**overrides):
     "Draw inside the project theme without touching the global rcParams"
     with matplotlib.rc_context(theme_rc(**overrides)): yield
+
+# %% ../nbs/55_figures.ipynb #45ab7751
+LABELS = {'loss': 'total loss', 'eval_loss': 'validation loss', 'train_loss': 'training loss', 'loss_lm': 'language-model loss',
+          'lr': 'learning rate', 'learning_rate': 'learning rate', 'grad_norm': 'gradient norm', 'samples_per_s': 'samples / s',
+          'skipped': 'skipped steps', 'step': 'step', 'global_step': 'step (all stages)', 'epoch': 'epoch',
+          'accuracy': 'accuracy', 'corruption_level': 'corruption level', 'avg_cost': 'average cost', 'wer': 'WER', 'cer': 'CER'}
+
+def is_loss(col) -> bool:
+    "Whether column `col` is a loss (its name contains 'loss')"
+    return 'loss' in str(col).lower()
+
+def column_label(col) -> str:
+    "Words for column `col`: `LABELS[col]`, else `loss_a_b` → 'a b loss', else its underscores as spaces"
+    col = str(col)
+    if col in LABELS: return LABELS[col]
+    m = re.fullmatch(r'(?:loss_(.+)|(.+)_loss)', col)
+    return f"{(m.group(1) or m.group(2)).replace('_', ' ')} loss" if m else col.replace('_', ' ')
+
+# %% ../nbs/55_figures.ipynb #f3babc19
+CI_LEVEL, CI_RESAMPLES = 0.95, 1000  # the intervals of the accuracy figures
+
+def bootstrap_ci(values, # numbers (NaNs are dropped)
+                 n:int=CI_RESAMPLES, # resamples
+                 seed:int=0, level:float=CI_LEVEL) -> tuple[float, float]:
+    "Percentile-bootstrap interval `(low, high)` of the mean of `values`"
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
+    if not len(v): return (math.nan, math.nan)
+    rng, means, step = np.random.default_rng(seed), [], max(1, (1 << 21) // len(v))  # resample in chunks of ~2M draws
+    for i in range(0, n, step): means.append(v[rng.integers(0, len(v), size=(min(step, n - i), len(v)))].mean(axis=1))
+    lo, hi = np.quantile(np.concatenate(means), [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+# %% ../nbs/55_figures.ipynb #d83f9f47
+def cell_stats(df:pd.DataFrame, by:Sequence[str], # the cell columns
+               y:str, # the value column
+               ci:bool=True, # bootstrap an interval over the rows of cells without `ci_low` / `ci_high`
+               n:int=CI_RESAMPLES, seed:int=0, level:float=CI_LEVEL) -> pd.DataFrame:
+    "Per cell of `by`: the mean of `y`, `n_rows`, and `ci_low` / `ci_high` (NaN when a cell has no interval)"
+    own = {'ci_low', 'ci_high'} <= set(df.columns)
+    out = []
+    for key, d in df.groupby(list(by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        v = d[y].to_numpy(float); v = v[~np.isnan(v)]
+        if own and d[['ci_low', 'ci_high']].notna().all(axis=None): lo, hi = d['ci_low'].mean(), d['ci_high'].mean()
+        elif ci and len(v) > 1: lo, hi = bootstrap_ci(v, n, seed, level)
+        else: lo = hi = math.nan
+        out.append({**dict(zip(by, key)), y: v.mean() if len(v) else math.nan, 'n_rows': len(v), 'ci_low': lo, 'ci_high': hi})
+    return pd.DataFrame(out, columns=[*by, y, 'n_rows', 'ci_low', 'ci_high'])
+
+def _errorbars(ax, xs, ys, lo, hi, color='0.2') -> int:
+    "Draw the intervals `[lo, hi]` around `(xs, ys)` that are known; return how many"
+    xs, ys, lo, hi = (np.asarray(a, dtype=float) for a in (xs, ys, lo, hi))
+    ok = ~(np.isnan(lo) | np.isnan(hi) | np.isnan(ys))
+    if ok.any():
+        ax.errorbar(xs[ok], ys[ok], yerr=[np.maximum(ys[ok] - lo[ok], 0), np.maximum(hi[ok] - ys[ok], 0)], fmt='none',
+                    ecolor=color, elinewidth=0.8, capsize=2, zorder=3)
+    return int(ok.sum())
 
 # %% ../nbs/55_figures.ipynb #4ccc1289
 def load_table(data) -> pd.DataFrame:
@@ -163,7 +223,7 @@ def plot_pareto(data, # table with a cost and an accuracy column
         if len(front):
             ax.step(front[x], front[y], where='post', ls='--', lw=0.9, color='0.25', label='Pareto front', zorder=1)
             ax.scatter(front[x], front[y], s=60, facecolors='none', edgecolors='0.15', linewidths=0.9, zorder=3)
-        ax.set(xlabel=x.replace('_', ' '), ylabel=y.replace('_', ' '), title=title or '')
+        ax.set(xlabel=column_label(x), ylabel=column_label(y), title=title or '')
         ax.legend(fontsize=7, loc='lower right')
     fig.front = front
     return finish(fig, study, name, out, show)
@@ -196,70 +256,95 @@ def plot_action_ratio(data, label='baseline_name', # column(s) naming each bar
 
 # %% ../nbs/55_figures.ipynb #e62c94b1
 def plot_corruption(data, x:str='corruption_level', y:str='accuracy', hue:str|None='method', col:str|None='dataset',
+                    ci:bool=True, # 95 % bootstrap intervals over the rows of each point (per-sample rows, or seeds)
                     title:str|None=None, study:str|None=None, name:str='corruption', out='figures', show:bool|None=None) -> Figure:
-    "Accuracy vs corruption level per method (lines) and dataset (panels)"
+    "Accuracy vs corruption level per method (lines) and dataset (panels), with intervals where a point has several rows"
     df = need_columns(load_table(data), [x, y, hue, col], 'plot_corruption').dropna(subset=[x, y])
     panels = sorted(df[col].astype(str).unique()) if col else ['']
-    hues = df[hue].astype(str) if hue else pd.Series(['all']*len(df), index=df.index)
-    colors = _colors(hues)
+    df = df.assign(_hue=df[hue].astype(str) if hue else 'all', _panel=df[col].astype(str) if col else '')
+    hues = sorted(df['_hue'].unique())
+    colors, span = _colors(hues), float(df[x].max() - df[x].min()) or 1.0
+    n_ci = 0
     with themed():
-        fig, axes = _new(figsize=(1.0 + 2.6*len(panels), 3.0), ncols=len(panels), sharey=True)
+        fig, axes = _new(figsize=(2.2 + 2.6*len(panels), 3.0), ncols=len(panels), sharey=True)
         for ax, pnl in zip(axes, panels):
-            d = df[df[col].astype(str) == pnl] if col else df
-            for h in sorted(hues[d.index].unique()):
-                e = d[hues[d.index] == h].groupby(x, as_index=False)[y].mean().sort_values(x)
-                ax.plot(e[x], e[y], marker='o', ms=3.5, lw=1.2, color=colors[h], label=h)
-            ax.set(title=pnl, xlabel=x.replace('_', ' '))
-        axes[0].set_ylabel(y.replace('_', ' '))
-        axes[-1].legend(fontsize=7)
+            st = cell_stats(df[df['_panel'] == pnl], ['_hue', x], y, ci)
+            for k, h in enumerate(hues):
+                e = st[st['_hue'] == h].sort_values(x)
+                if not len(e): continue
+                xs = e[x].to_numpy(float) + (k - (len(hues) - 1)/2) * 0.008 * span   # dodge: intervals of one level side by side
+                ax.plot(xs, e[y], marker='o', ms=3.5, lw=1.2, color=colors[h], label=h)
+                n_ci += _errorbars(ax, xs, e[y], e['ci_low'], e['ci_high'], colors[h])
+            ax.set(title=pnl, xlabel=column_label(x))
+        axes[0].set_ylabel(column_label(y) + (f' ({CI_LEVEL:.0%} bootstrap CI)' if n_ci else ''))
+        axes[-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), borderaxespad=0)
         if title: fig.suptitle(title, fontsize=10)
+    fig.n_intervals = n_ci
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #9fa01f5e
 def plot_training(data, x:str='step', y:str|Sequence[str]|None=None, # columns; default: every column containing 'loss'
-                  hue:str|None=None, logy:bool=False,
+                  hue:str|None=None, logy:bool=False, # log scale of the loss axis
                   title:str|None=None, study:str|None=None, name:str='training', out='figures', show:bool|None=None) -> Figure:
-    "Training curves (loss and friends) against step"
+    "Training curves against step: losses on one axis, each other column (counters, schedules) on a panel of its own"
     df = load_table(data)
-    ys = [y] if isinstance(y, str) else list(y) if y else [c for c in df.columns if 'loss' in str(c).lower()]
+    ys = [y] if isinstance(y, str) else list(y) if y else [c for c in df.columns if is_loss(c)]
     if not ys: raise ValueError(f"plot_training: no column containing 'loss' and no y given; columns are {list(df.columns)}")
     df = need_columns(df, [x, *ys, hue], 'plot_training')
     groups = sorted(df[hue].astype(str).unique()) if hue else [None]
+    losses, others = [c for c in ys if is_loss(c)], [c for c in ys if not is_loss(c)]
+    panels = ([losses] if losses else []) + [[c] for c in others]
     lines = [(c, g) for c in ys for g in groups]
     colors = palette(n=max(10, len(lines)))
     with themed():
-        fig, (ax,) = _new()
-        for k, (c, g) in enumerate(lines):
-            d = (df[df[hue].astype(str) == g] if hue else df).dropna(subset=[x, c]).sort_values(x)
-            ax.plot(d[x], d[c], lw=1.2, color=colors[k], label=c if g is None else f'{c} ({g})')
-        ax.set(xlabel=x, ylabel=ys[0].replace('_', ' ') if len(ys) == 1 else 'loss' if all('loss' in c for c in ys) else 'value', title=title or '')
-        if logy: ax.set_yscale('log')
-        if len(lines) > 1: ax.legend(fontsize=7)
+        fig = Figure(figsize=(5.8, (2.8 if losses else 0) + 1.1*len(others)))
+        axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                            gridspec_kw={'height_ratios': [2.8 if p is losses else 1.1 for p in panels]})[:, 0]
+        for ax, cols in zip(axes, panels):
+            mine = [(c, g) for c, g in lines if c in cols]
+            for c, g in mine:
+                d = (df[df[hue].astype(str) == g] if hue else df).dropna(subset=[x, c]).sort_values(x)
+                ax.plot(d[x], d[c], lw=1.2, color=colors[lines.index((c, g))], label=column_label(c) if g is None else f'{column_label(c)} ({g})')
+            small = cols is not losses
+            ax.set_ylabel(column_label(cols[0]) if len(cols) == 1 else 'loss', fontsize=7 if small else None)
+            if small: ax.tick_params(labelsize=7)
+            if len(mine) > 1: ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), borderaxespad=0)
+        if logy and losses: axes[0].set_yscale('log')
+        axes[0].set_title(title or '')
+        axes[-1].set_xlabel(column_label(x))
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #590ea58a
 def plot_metric_bars(data, x:str='model', metrics:str|Sequence[str]=('accuracy',), hue:str|None=None, fmt:str='{:.3f}',
+                     ci:bool=True, # 95 % bootstrap intervals over the rows of each bar (per-sample rows, or seeds)
                      title:str|None=None, ylabel:str|None=None, study:str|None=None, name:str='metrics', out='figures', show:bool|None=None) -> Figure:
-    "Grouped bars: metrics per category, or one metric per category and hue"
+    "Grouped bars: metrics per category, or one metric per category and hue, with intervals where a bar has several rows"
     ms = [metrics] if isinstance(metrics, str) else list(metrics)
     if hue and len(ms) != 1: raise ValueError(f"plot_metric_bars: with hue={hue!r} give one metric, got {ms}")
     df = need_columns(load_table(data), [x, *ms, hue], 'plot_metric_bars')
-    cats = list(dict.fromkeys(df[x].astype(str)))
-    series = sorted(df[hue].astype(str).unique()) if hue else ms
+    df = df.assign(_x=df[x].astype(str), _hue=df[hue].astype(str) if hue else '')
+    cats = list(dict.fromkeys(df['_x']))
+    series = sorted(df['_hue'].unique()) if hue else ms
     colors = palette(n=max(10, len(series)))
-    w = 0.8/len(series)
+    w, n_ci = 0.8/len(series), 0
     with themed():
-        fig, (ax,) = _new(figsize=(max(3.2, 1.2 + 0.45*len(cats)*len(series)), 3.0))
+        fig, (ax,) = _new(figsize=(max(3.2, 1.2 + 0.45*len(cats)*len(series)) + (1.2 if len(series) > 1 else 0), 3.0))
         for k, sname in enumerate(series):
-            if hue: vals = [df[(df[x].astype(str) == c) & (df[hue].astype(str) == sname)][ms[0]].mean() for c in cats]
-            else: vals = [df[df[x].astype(str) == c][sname].mean() for c in cats]
+            st = cell_stats(df[df['_hue'] == sname], ['_x'], ms[0], ci) if hue else cell_stats(df, ['_x'], sname, ci)
+            st = st.set_index('_x').reindex(cats)
+            vals = st[ms[0] if hue else sname].to_numpy(float)
             xs = np.arange(len(cats)) + (k - (len(series) - 1)/2)*w
-            bars = ax.bar(xs, vals, width=w*0.95, color=colors[k], label=sname)
-            ax.bar_label(bars, labels=['' if pd.isna(v) else fmt.format(v) for v in vals], fontsize=6, padding=1)
+            ax.bar(xs, vals, width=w*0.95, color=colors[k], label=column_label(sname) if not hue else sname)
+            n_ci += _errorbars(ax, xs, vals, st['ci_low'], st['ci_high'])
+            for xi, v, hi in zip(xs, vals, st['ci_high'].to_numpy(float)):   # the value above the bar (and its interval)
+                if not np.isnan(v): ax.annotate(fmt.format(v), (xi, v if np.isnan(hi) else max(v, hi)), xytext=(0, 1), textcoords='offset points',
+                                                ha='center', va='bottom', fontsize=6)
         ax.set_xticks(range(len(cats)), cats, fontsize=7)
-        ax.set(ylabel=ylabel or (ms[0].replace('_', ' ') if len(ms) == 1 else 'value'), title=title or '')
+        yl = ylabel or (column_label(ms[0]) if len(ms) == 1 else 'value')
+        ax.set(ylabel=yl + (f' ({CI_LEVEL:.0%} bootstrap CI)' if n_ci else ''), title=title or '')
         ax.grid(axis='x', visible=False)
-        if len(series) > 1: ax.legend(fontsize=7)
+        if len(series) > 1: ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    fig.n_intervals = n_ci
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #9f8d5dc7
@@ -337,12 +422,35 @@ def action_ratio_figures(run_dir, out_dir) -> list[Path]:
     lab = [c for c in ('baseline_name', 'method', 'lambda_cost', 'threshold', 'dataset') if c in ar.columns] or ['source']
     return plot_action_ratio(ar, label=lab, **save_into(out_dir)).saved
 
+# %% ../nbs/55_figures.ipynb #9a3bb049
+SAMPLE_COLUMNS = ('id', 'score', 'level')  # an evaluation's per-sample results.csv (vlm_nb.eval.matrix)
+
+def sample_scores(run_dir, patterns:Sequence[str]=('results.csv',)) -> pd.DataFrame|None:
+    "Per-sample scores of the evaluations under `run_dir` as `method, dataset, corruption_level, accuracy, id` rows; each sample also under dataset 'all'"
+    df = concat_tables(find_tables(run_dir, patterns, needs=SAMPLE_COLUMNS))
+    if df is None: return None
+    ds = first_column(df, 'group', 'dataset')
+    out = pd.DataFrame({'method': df['method'].astype(str) if 'method' in df.columns else df['source'],
+                        'dataset': df[ds].astype(str) if ds else 'all', 'corruption_level': df['level'].astype(float),
+                        'accuracy': df['score'].astype(float), 'id': df['id'].astype(str), 'source': df['source']})
+    return pd.concat([out, out[out['dataset'] != 'all'].assign(dataset='all')], ignore_index=True)
+
+# %% ../nbs/55_figures.ipynb #8693646f
+def accuracy_table(run_dir) -> pd.DataFrame|None:
+    "Per-sample scores of the run (`sample_scores`) and the aggregate `accuracy` rows of the methods without them"
+    per = sample_scores(run_dir)
+    agg = concat_tables([t for t in find_tables(run_dir, ('results.csv',), needs=('accuracy',)) if not set(SAMPLE_COLUMNS) <= set(t.columns)])
+    if agg is not None and (h := first_column(agg, 'method', 'block', 'eval_mode')):
+        agg = agg.rename(columns={h: 'method'}) if h != 'method' else agg
+        if per is not None: agg = agg[~agg['method'].astype(str).isin(set(per['method']))]   # per-sample rows replace their aggregates
+    return concat_tables([t for t in (per, agg) if t is not None and len(t)])
+
 # %% ../nbs/55_figures.ipynb #b14d4ace
 def corruption_figures(run_dir, out_dir) -> list[Path]:
-    "Accuracy against corruption level per method and dataset, and clean accuracy per dataset"
-    df = concat_tables(find_tables(run_dir, ('results.csv',), needs=('accuracy',)))
+    "Accuracy against corruption level per method and dataset, and clean accuracy per dataset (`accuracy_table`)"
+    df = accuracy_table(run_dir)
     if df is None: return []
-    hue, paths = first_column(df, 'method', 'block', 'eval_mode'), []
+    hue, paths = first_column(df, 'method'), []
     if 'corruption_level' in df.columns:
         sw = df.dropna(subset=['corruption_level'])
         if sw['corruption_level'].nunique() > 1:
@@ -401,6 +509,10 @@ def figures_main(argv:list|None=None) -> int:
     try: res = rebuild_figures(a.runs_dir, a.out, a.study, a.run)
     except (FileNotFoundError, ValueError) as e:
         print(f"[vlm_nb] error: {e}", file=sys.stderr); return 1
+    if not any(res.values()):
+        print(f"[vlm_nb] error: {a.runs_dir}: no recorded results to draw figures from "
+              f"({', '.join(res) or 'no study folders'}); run a study first: vlm_nb reproduce --study …", file=sys.stderr)
+        return 1
     for s, paths in res.items():
         print(f"[vlm_nb] {s}: {len(paths)} file(s)" + (f" in {Path(a.out)/s}" if paths else ' (no recorded results to draw)'))
         for p in paths: print(f"  {p}")

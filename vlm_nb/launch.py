@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
-from .records import atomic_write_text, progress as progress_bar, seed_everything
+from .records import PROGRESS_ENV, atomic_write_text, progress as progress_bar, report_progress, seed_everything
 from .config import ConfigError, coerce, save_config, section, suggest
 from .dist import DistInfo, worker_device
 
@@ -408,12 +408,22 @@ def worker_env(cfg:LaunchCfg, env:dict|None=None) -> dict:
          'VLM_NB_LAUNCHER': cfg.launcher, 'VLM_NB_DEVICE': cfg.device}
     if cfg.cpu_threads_per_worker: e['OMP_NUM_THREADS'] = str(cfg.cpu_threads_per_worker)
     if cfg.device == 'cpu': e['CUDA_VISIBLE_DEVICES'] = ''
+    e.pop(PROGRESS_ENV, None)  # `launch` relays the lowest rank's progress lines; workers' own bars would repeat them
     return e
 
 def _prepare_log_dir(log_dir:Path):
     log_dir.mkdir(parents=True, exist_ok=True)
     for p in log_dir.iterdir():  # leftovers of an earlier launch into the same folder
         if re.fullmatch(r'\.?rank\d+\.(log|json|error\.json)(\.tmp)?|launcher\.log', p.name): p.unlink()
+
+# %% ../nbs/04_launch.ipynb #4c4dddb8
+def _relay(desc:str, pr:dict, hist:list, elapsed:float):
+    "Pass a worker's progress line on to the runner's terminal (`report_progress`) with an ETA from the steps so far"
+    first = hist[0]
+    rate = (pr['step'] - first['step']) / max(elapsed, 1e-9) if len(hist) > 1 else 0
+    eta = (pr['total'] - pr['step']) / rate if rate > 0 else None
+    report_progress(desc, pr['step'], pr['total'], elapsed, eta, done=pr['step'] >= pr['total'],
+                    **{k: v for k, v in pr.items() if k not in ('step', 'total')})
 
 # %% ../nbs/04_launch.ipynb #bebe21e9
 def launch(args=(), # arguments of the worker module, e.g. `['--config', 'x.yaml']`
@@ -477,8 +487,9 @@ def launch(args=(), # arguments of the worker module, e.g. `['--config', 'x.yaml
                 if pr is not None and (prog_rank is None or rank <= prog_rank):
                     if prog_rank is None or rank < prog_rank: prog_rank, hist = rank, []
                     hist.append(pr)
+                    _relay(desc or (Path(script).stem if script else module), pr, hist, time.time() - t0)
                     if progress:
-                        if bar is None: bar = progress_bar(total=pr['total'], desc=desc or (Path(script).stem if script else module), unit='step')
+                        if bar is None: bar = progress_bar(total=pr['total'], desc=desc or (Path(script).stem if script else module), unit='step', report=False)
                         bar.total = pr['total']; bar.n = pr['step']
                         bar.set_postfix({k: v for k, v in pr.items() if k not in ('step', 'total')}, refresh=False)
                         bar.refresh()

@@ -563,9 +563,10 @@ def add_ocr_commands(sub):
         p.add_argument('--set', nargs='+', action='extend', default=[], metavar='SECTION.KEY=VALUE', help='config overrides')
     return sub
 
-def build_parser() -> argparse.ArgumentParser:
-    "Parser of `python -m vlm_nb.ocr`"
-    ap = argparse.ArgumentParser(prog='python -m vlm_nb.ocr', description='OCR cache: build (sharded), merge, attach')
+def build_parser(prog:str='python -m vlm_nb.ocr', # the program's name in `--help` and usage lines
+                ) -> argparse.ArgumentParser:
+    "Parser of `python -m vlm_nb.ocr` (`vlm_nb ocr`)"
+    ap = argparse.ArgumentParser(prog=prog, description='OCR cache: build (sharded), merge, attach')
     add_ocr_commands(ap.add_subparsers(dest='ocr_cmd', required=True))
     return ap
 
@@ -612,12 +613,12 @@ def run_ocr_command(args) -> int:
         return 1
     return 0
 
-def main(argv:list|None=None) -> int:
-    "Entry point of `python -m vlm_nb.ocr`"
-    return run_ocr_command(build_parser().parse_args(argv))
+def main(argv:list|None=None, prog:str='python -m vlm_nb.ocr') -> int:
+    "Entry point of `python -m vlm_nb.ocr` (and, with `prog='vlm_nb ocr'`, of `vlm_nb ocr`)"
+    return run_ocr_command(build_parser(prog).parse_args(argv))
 
 # %% ../nbs/20_ocr.ipynb #9fb02266
-COMMANDS.register('ocr', main, help='build / merge / attach the OCR cache')  # `vlm_nb ocr …`
+COMMANDS.register('ocr', lambda argv: main(argv, prog='vlm_nb ocr'), help='build / merge / attach the OCR cache')  # `vlm_nb ocr …`
 
 # %% ../nbs/20_ocr.ipynb #0fc6df83
 #| eval: false

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_records.ipynb #bf31684a
 from __future__ import annotations
-import csv, datetime as dt, hashlib, io, json, os, platform, random, shutil, socket, subprocess, sys, tempfile
+import csv, datetime as dt, hashlib, io, json, os, platform, random, shutil, socket, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -13,11 +13,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'seed_everything', 'derive_seed', 'worker_init_fn', 'default_mode', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'RecordError', 'parse_jsonl_line', 'jsonl_lines',
-           'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl', 'file_hash', 'git_state',
-           'package_versions', 'default_output_dir', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv',
-           'write_results', 'progress']
+__all__ = ['TRACKED_PACKAGES', 'RUNNER_ENV', 'PROGRESS_ENV', 'seed_everything', 'derive_seed', 'worker_init_fn', 'default_mode',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'RecordError',
+           'parse_jsonl_line', 'jsonl_lines', 'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl',
+           'file_hash', 'git_state', 'package_versions', 'process_info', 'pid_alive', 'default_output_dir',
+           'runner_info', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv', 'write_results', 'mark_run',
+           'run_status', 'report_progress', 'progress']
 
 # %% ../nbs/01_records.ipynb #aa627bfc
 def seed_everything(seed:int, # base seed
@@ -187,6 +188,30 @@ def package_versions(names=TRACKED_PACKAGES) -> dict:
         except metadata.PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/01_records.ipynb #80a4d47d
+def _proc_stat(pid:int) -> tuple[str, str]|None:
+    "State letter and start time (clock ticks after boot) of process `pid` from /proc; None when it is not there"
+    try: s = Path(f'/proc/{int(pid)}/stat').read_text()
+    except OSError: return None
+    f = s[s.rfind(')')+2:].split()  # fields from the 3rd on: the command name may hold spaces and parentheses
+    return f[0], f[19]
+
+def process_info() -> dict:
+    "`pid`, `pid_start` and `host` of this process: enough to tell later whether it still runs"
+    st = _proc_stat(os.getpid())
+    return dict(pid=os.getpid(), pid_start=st[1] if st else None, host=socket.gethostname())
+
+def pid_alive(pid:int, # process id on this host
+              start:str|None=None, # its recorded `pid_start`; another start time means the pid was reused
+             ) -> bool:
+    "Whether process `pid` (started at `start`) still runs on this host; zombies count as dead"
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # alive, owned by someone else
+    if not Path('/proc/self/stat').exists(): return True  # no /proc (macOS): trust kill(pid, 0)
+    st = _proc_stat(pid)
+    return st is not None and st[0] not in 'ZX' and (start is None or st[1] == str(start))
+
 # %% ../nbs/01_records.ipynb #bbb2b208
 def _now() -> str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
 
@@ -195,6 +220,21 @@ def default_output_dir(cfg) -> Path:
     if cfg.run.output_dir: return Path(cfg.run.output_dir)
     stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')
     return Path(cfg.run.runs_dir)/(cfg.run.study or 'misc')/f'{cfg.run.name}-{stamp}'
+
+RUNNER_ENV = 'VLM_NB_RUNNER'  # JSON that `vlm_nb.runner` sets for its kernel: pid, pid_start, host, notebook, run_dir, ledger
+
+def runner_info() -> dict|None:
+    "The runner executing this process's notebook (from `$VLM_NB_RUNNER`), or None outside `vlm_nb run`"
+    try: info = json.loads(os.environ.get(RUNNER_ENV) or 'null')
+    except json.JSONDecodeError: return None
+    return info if isinstance(info, dict) else None
+
+def _note_started(path:Path, info:dict|None):
+    "Append `path` to the runner's ledger of `run_metadata.json` files started while its notebook ran"
+    if not info or not info.get('ledger'): return
+    try:
+        with open(info['ledger'], 'a', encoding='utf-8') as f: f.write(f"{Path(path).resolve()}\n")
+    except OSError: pass
 
 class Run:
     "An active run: its config, output folder and metadata"
@@ -217,14 +257,15 @@ def start_run(cfg, # resolved `Config`
     seed = seed_everything(cfg.run.seed, rank, cfg.run.deterministic)
     md = dict(seed=cfg.run.seed, rank_seed=seed, rank=rank, config=cfg.to_dict(), config_hash=cfg.hash,
               config_sources=cfg.sources, data_files={str(f): file_hash(f) for f in data_files},
-              git=git_state(), versions=package_versions(), host=socket.gethostname(),
+              git=git_state(), versions=package_versions(), **process_info(),
               platform=platform.platform(), argv=sys.argv, start_time=_now(), end_time=None, status='running',
-              **(extra or {}))
+              **({'runner': runner_info()} if runner_info() else {}), **(extra or {}))
     run = Run(cfg, out, md)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out/'config.yaml', cfg.to_yaml())
         atomic_write_json(run.metadata_path, md)
+        _note_started(run.metadata_path, md.get('runner'))
     return run
 
 def finish_run(run:Run, status:str='ok', **extra) -> dict:
@@ -265,7 +306,104 @@ def write_results(output_dir, # the run's folder
     summ.setdefault('n_rows', len(rows))
     return res, atomic_write_json(out/'summary.json', summ)
 
-# %% ../nbs/01_records.ipynb #67d8b8cc
-def progress(iterable=None, desc:str='', total:int|None=None, enabled:bool=True, **kw):
-    "A tqdm progress bar (notebook widget or terminal) that can be switched off"
-    return tqdm(iterable, desc=desc, total=total, disable=not enabled, dynamic_ncols=True, **kw)
+# %% ../nbs/01_records.ipynb #9b16cb7a
+def _metadata_path(path) -> Path:
+    p = Path(path)
+    return p if p.name == 'run_metadata.json' else p/'run_metadata.json'
+
+def mark_run(path, # run folder or its run_metadata.json
+             status:str, # 'failed', 'interrupted', 'ok', ...
+             **extra, # more keys to record, e.g. `failed_cell`, `error`
+            ) -> bool:
+    "Record `status`, the end time and `extra` in a run still marked 'running'; return whether it changed"
+    p = _metadata_path(path)
+    try: md = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError): return False
+    if md.get('status', 'running') != 'running': return False  # a run that wrote its own end keeps it
+    md.update(end_time=_now(), status=status, **extra)
+    atomic_write_json(p, md)
+    return True
+
+# %% ../nbs/01_records.ipynb #3056149a
+def run_status(path, # run folder or its run_metadata.json
+              ) -> str:
+    "The recorded final status ('ok', 'failed', 'interrupted', ...), else 'running' or 'dead' by its processes"
+    p = _metadata_path(path)
+    if not p.exists(): raise FileNotFoundError(f"{p}: no run_metadata.json")
+    md = json.loads(p.read_text())
+    status = md.get('status') or 'running'
+    if status != 'running': return status
+    procs = [q for q in (md, md.get('runner')) if isinstance(q, dict) and q.get('pid')]
+    if not procs: return 'unknown'  # recorded before pids were kept
+    if any(q.get('host') != socket.gethostname() for q in procs): return 'running'  # cannot look at another host
+    return 'running' if all(pid_alive(q['pid'], q.get('pid_start')) for q in procs) else 'dead'
+
+# %% ../nbs/01_records.ipynb #5177855a
+PROGRESS_ENV = 'VLM_NB_PROGRESS_FILE'
+
+def _scalar(v):
+    v = v.item() if hasattr(v, 'item') else v
+    return v if isinstance(v, (int, float, bool)) or v is None else str(v)
+
+def report_progress(desc:str, # what is progressing, e.g. 'train'
+                    step:int, # steps done
+                    total:int|None=None, # steps in all (None: unknown)
+                    elapsed:float|None=None, # seconds since it started
+                    eta:float|None=None, # seconds left (None: unknown)
+                    done:bool=False, # the last record of this bar
+                    path=None, # progress file (default: `$VLM_NB_PROGRESS_FILE`)
+                    **metrics, # numbers shown with the step, e.g. `loss=1.2`
+                   ) -> bool:
+    "Append a progress record to the runner's progress file; False when there is none"
+    path = path or os.environ.get(PROGRESS_ENV)
+    if not path: return False
+    rec = dict(time=time.time(), pid=os.getpid(), desc=desc, step=int(step), total=None if total is None else int(total),
+               elapsed=elapsed, eta=eta, done=done, metrics={k: _scalar(v) for k, v in metrics.items()})
+    try:
+        with open(path, 'a', encoding='utf-8') as f: f.write(json.dumps(rec, default=str) + '\n')
+    except OSError: return False
+    return True
+
+# %% ../nbs/01_records.ipynb #36a59a6e
+_REPORT_EVERY = 1.0  # seconds between two records of one bar
+
+def _reporting(base):
+    "A subclass of the tqdm class `base` whose bars also `report_progress`"
+    class ReportingBar(base):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self._k0 = self._k = self.n
+            self._t0, self._tlast, self._metrics, self._closed = time.time(), 0.0, {}, False
+        def _report(self, done=False):
+            now = time.time()
+            if not done and now - self._tlast < _REPORT_EVERY: return
+            self._k = max(self._k, self.n)  # `n` moves on its own when a caller sets it or tqdm iterates
+            self._tlast, el = now, now - self._t0
+            rate = (self._k - self._k0) / el if el > 0 else 0
+            eta = (self.total - self._k) / rate if self.total and rate > 0 else None
+            report_progress(str(self.desc).rstrip(': ') or 'progress', self._k, self.total, el, eta, done, **self._metrics)
+        def update(self, n=1):
+            r = super().update(n)
+            self._k += n; self._report()
+            return r
+        def __iter__(self):
+            for x in super().__iter__():
+                yield x
+                self._k += 1; self._report()
+        def set_postfix(self, ordered_dict=None, refresh=True, **kw):
+            self._metrics.update({**(ordered_dict or {}), **kw})
+            return super().set_postfix(ordered_dict, refresh, **kw)
+        def close(self):
+            if not getattr(self, '_closed', True): self._closed = True; self._report(done=True)
+            return super().close()
+    return ReportingBar
+
+_BARS = {}
+
+def progress(iterable=None, desc:str='', total:int|None=None, enabled:bool=True,
+             report:bool=True, # also `report_progress` under a runner (off where the caller reports itself)
+             **kw):
+    "A tqdm progress bar (notebook widget or terminal) that can be switched off; shown bars also `report_progress`"
+    cls = tqdm
+    if enabled and report and os.environ.get(PROGRESS_ENV): cls = _BARS.setdefault(tqdm, _reporting(tqdm))
+    return cls(iterable, desc=desc, total=total, disable=not enabled, dynamic_ncols=True, **kw)

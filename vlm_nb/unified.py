@@ -125,6 +125,9 @@ def unified_groups(files:Sequence, # unified JSONL files
                                                                 read=0, skipped=0, skip_reasons=[]))
             g['records'].append(d)
             if str(f) not in g['origin']: g['origin'].append(str(f))
+        if not rep.kept:
+            raise RebuildError(f"unified file {f} is empty: no samples" if not rep.read else
+                               f"unified file {f}: none of its {rep.read} records is a valid sample ({rep.skipped[0]})")
         for g in by.values():
             if str(f) in g['origin']: g['read'] += rep.read; g['skipped'] += rep.n_skipped; g['skip_reasons'] += rep.skipped[:20]
     groups = list(by.values())
@@ -241,14 +244,16 @@ def rebuild_unified_indices(out_dir, # folder of the unified files, train.jsonl,
     if bool(datasets) == bool(unified): raise RebuildError("give either datasets (raw mode, with raw_root) or unified files (unified mode), not both or neither")
     if datasets and raw_root is None: raise RebuildError("raw mode needs raw_root, the folder holding the datasets' folders")
     out_dir, index_dir, image_root, ocr_root = map(Path, (out_dir, index_dir, image_root, ocr_root))
-    if not image_root.is_dir(): raise RebuildError(f"image_root {image_root} is not a folder")
+    mode = 'raw' if datasets else 'unified'
+    # the inputs first (a missing or empty file is named before anything else is checked or written), then image_root
+    groups = raw_groups(raw_root, datasets, splits, on_bad) if datasets else unified_groups(unified, splits, on_bad)
+    if not image_root.is_dir():
+        raise RebuildError(f"image_root {image_root} is not a folder: pass the folder the samples' image paths are relative to (--image_root)")
     rc = retrieval_cfg(cfg, index_dir=str(index_dir))
     kinds = list(kinds)
     for k in kinds:
         if k not in KINDS: raise RebuildError(f"unknown index kind {k!r}{suggest(k, KINDS)}; kinds: {', '.join(KINDS)}")
     d_ocr, d_idx = _Dist(cfg.ocr.num_shards, 'ocr'), _Dist(rc.num_shards, 'retrieval')
-    mode = 'raw' if datasets else 'unified'
-    groups = raw_groups(raw_root, datasets, splits, on_bad) if datasets else unified_groups(unified, splits, on_bad)
     man = read_rebuild_manifest(out_dir)
     man = {} if force else man
     res = dict(mode=mode, rank=d_ocr.rank, files={}, ocr_caches={}, status={}, written=[], counts={})

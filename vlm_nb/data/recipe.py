@@ -427,6 +427,9 @@ def check_manifest_leakage(data_root='data', # data root holding processed/manif
                            check_text:bool=False, # make text-only repeats leakage errors
                            manifest:dict|None=None, hashes:MediaHashes|None=None) -> dict:
     "`check_leakage` over the training and evaluation files a manifest records for `recipe`"
+    if manifest is None and not manifest_path(data_root).exists():
+        raise RecipeError(f"{manifest_path(data_root)}: no manifest, so no prepared data to check: "
+                          f"prepare a recipe first (vlm_nb data prepare --recipe NAME --data-root {data_root})")
     man = manifest or read_manifest(data_root)
     names = sorted(man['recipes'])
     if recipe is None:

@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #67e39148
 from __future__ import annotations
-import argparse, csv, datetime as dt, hashlib, json, shutil, sys, time
+import argparse, csv, datetime as dt, hashlib, json, os, shutil, sys, time
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -12,21 +12,22 @@ from typing import Sequence
 import vlm_nb
 from ...registry import COMMANDS, suggest
 from ...config import Config, ConfigError, load_config
-from ...records import atomic_write_json, file_hash, write_csv
+from ...records import atomic_write_json, file_hash, write_csv, write_results
 from ...launch import launch, launch_argv, launch_cfg, resolve
 from ...models.backbone import load_backbone
 from ...checkpoint import find_checkpoint
 from ...train import in_ipython, parse_train_args
 from ...eval.matrix import as_samples, evaluate_dataset, make_method, resolve_metric, score_of
-from ...figures import corruption_figures, figure_recipe
+from ...figures import LABELS, corruption_figures, figure_recipe
 from .core import load_r3, runbook_args
 
 # %% auto #0
-__all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS', 'r3_config_dir', 'check_stage',
-           'stage_files', 'stage_config', 'study_root', 'stage_dir', 'path_fingerprint', 'stage_identity',
-           'stage_record', 'previous_checkpoint', 'plan_stage', 'run_stage', 'stage_command', 'block_overrides',
-           'majority_answers', 'majority_rows', 'block_config', 'ModelCache', 'eval_block', 'stage_curves',
-           'r3_figures', 'parse_eval_args', 'run_eval', 'main']
+__all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS', 'R3_USAGE',
+           'r3_config_dir', 'check_stage', 'stage_files', 'stage_config', 'study_root', 'stage_dir', 'path_fingerprint',
+           'stage_identity', 'stage_record', 'previous_checkpoint', 'plan_stage', 'run_stage', 'record_stage',
+           'stage_command', 'block_overrides', 'majority_answers', 'majority_rows', 'block_config', 'ModelCache',
+           'eval_block', 'stage_curves', 'r3_figures', 'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser',
+           'main']
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #993ff5aa
 STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full')
@@ -191,6 +192,27 @@ def run_stage(stage:str, # one of `STAGES`
     atomic_write_json(out/'stage.json', dict(identity=ident, stage=stage, checkpoint=summary['checkpoint'], summary=summary))
     return summary
 
+# %% ../../../nbs/studies/r3/01_study.ipynb #6f3c8d21
+STAGE_RECORDS = {'config': 'config.yaml', 'run_metadata': 'run_metadata.json', 'metrics': 'metrics.csv'}
+
+def record_stage(run_dir, # the stage notebook's run folder (the stage folder itself when there is none)
+                 root, # study root (see `study_root`)
+                 stage:str, # one of `STAGES`
+                 summary:dict, # `run_stage`'s summary
+                 rows:list[dict], # rows of `results.csv` (the training metrics)
+                ) -> Path:
+    "Write the results contract into a stage notebook's run folder (see above); return its `summary.json`"
+    run, out = Path(run_dir), stage_dir(root, stage)
+    run.mkdir(parents=True, exist_ok=True)
+    rel = lambda p: os.path.relpath(Path(p).resolve(), run.resolve())
+    summ = {**summary, 'stage_dir': rel(out)}
+    for key, name in STAGE_RECORDS.items():
+        if not (out/name).exists(): summ.pop(key, None); continue
+        if run.resolve() != out.resolve(): shutil.copy2(out/name, run/name)
+        summ[key] = name
+    if summary.get('checkpoint'): summ['checkpoint'] = rel(summary['checkpoint'])
+    return write_results(run, rows, summ)[1]
+
 # %% ../../../nbs/studies/r3/01_study.ipynb #ec85458f
 def stage_command(stage:str, profile:str='tiny', variants:Sequence[str]=(), overrides:Sequence[str]=(),
                   config_path:str='config.yaml') -> list[str]:
@@ -322,9 +344,12 @@ def _isnum(v) -> bool:
     except (TypeError, ValueError): return False
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #2149022a
+LABELS.update({'loss_r3_align': 'alignment loss', 'loss_r3_gate_conf': 'gate confidence loss', 'loss_r3_gate_entropy': 'gate entropy loss',
+               'loss_r3_distill': 'distillation loss', 'r3_level': 'corruption level (schedule)', 'r3_ema_updates': 'EMA teacher updates'})
+
 @figure_recipe('r3')
 def r3_figures(run_dir, out_dir) -> list[Path]:
-    "The r3 study: corruption sweeps and clean accuracy per dataset"
+    "The r3 study: corruption sweeps and clean accuracy per dataset, with 95 % intervals over each block's samples"
     return corruption_figures(run_dir, out_dir)
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #d8c219a2
@@ -374,24 +399,59 @@ def run_eval(checkpoint:str='', # stage checkpoint (`step_N/`); needed with r3.e
     return evaluate_dataset(make_method('r3', model, processor, cfg), val_jsonl or cfg.train.val_jsonl, out, cfg)
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #7259f2d9
+def stage_parser() -> argparse.ArgumentParser:
+    "Parser (and help) of `vlm_nb r3 stage`; every other flag is a runbook flag"
+    ap = argparse.ArgumentParser(prog='vlm_nb r3 stage', description='Train (or resume, or reuse) one r3 stage with the workers of its profile',
+                                 epilog='Every other flag is a runbook flag: the config key of the same name (--learning_rate 1e-5 is '
+                                        'train.learning_rate, --disable_gate is r3.disable_gate), or a dotted key=value override.')
+    ap.add_argument('stage', help=f"one of {', '.join(STAGES)}")
+    ap.add_argument('--profile', default='tiny', help='config profile: tiny | paper | a YAML file (default: tiny)')
+    ap.add_argument('--root', default='runs/r3', help='study root: checkpoints go to ROOT/checkpoints/STAGE/ (default: runs/r3)')
+    ap.add_argument('--variant', action='append', default=[], help='profile overlay, e.g. deepspeed (repeatable)')
+    ap.add_argument('--init_from', default='', help="checkpoint to start from (default: the previous stage's final checkpoint)")
+    ap.add_argument('--fresh', action='store_true', help="move the stage's old folder aside and start over")
+    return ap
+
+def eval_parser() -> argparse.ArgumentParser:
+    "The help of `vlm_nb r3 eval` (its arguments are read by `parse_eval_args`)"
+    ap = argparse.ArgumentParser(prog='vlm_nb r3 eval', description="One evaluation of the runbook's §6 / §6b: the base model or an r3 "
+                                 "checkpoint, clean or swept over corruption levels, into OUT_DIR (results contract)",
+                                 epilog='Every other flag is a runbook flag (a config key of the same name) or a dotted key=value override.')
+    ap.add_argument('--checkpoint_dir', help='stage checkpoint (step_N/); needed with --eval_mode r3')
+    ap.add_argument('--val_jsonl', help="evaluation samples (default: the profile's train.val_jsonl)")
+    ap.add_argument('--out_dir', help='results folder (default: runs/r3/eval-<time>)')
+    ap.add_argument('--eval_mode', choices=('base', 'r3'), help='the base model, or the r3 checkpoint with its modules')
+    ap.add_argument('--corruption_levels', metavar='L,L,…', help='corruption levels of the sweep, e.g. 0,0.2,0.4')
+    ap.add_argument('--clean_only', action='store_true', help='no sweep: clean samples only')
+    ap.add_argument('--dataset_prefixes', metavar='A,B', help='evaluate only these datasets, e.g. screenqa,chartqa')
+    ap.add_argument('--no_pseudo_text', action='store_true', help="no OCR text in the prompt (--use_pseudo_text: with it)")
+    ap.add_argument('--corrupt_text_target', choices=('question', 'none'), help='what text the sweep corrupts')
+    ap.add_argument('--disable_corruption', action='store_true', help='no image corruption (text-only corruption)')
+    ap.add_argument('--profile', default='tiny', help='config profile: tiny | paper | a YAML file (default: tiny)')
+    ap.add_argument('--config', action='append', help='YAML file layered over the profile (repeatable)')
+    return ap
+
+R3_USAGE = ("usage: vlm_nb r3 stage NAME [--profile P] [--root DIR] [--variant V] [--init_from CKPT] [--fresh] [flags]\n"
+            "       vlm_nb r3 eval [--checkpoint_dir CKPT] [--val_jsonl F] [--out_dir D] [runbook eval flags]\n\n"
+            "Run an r3 stage or an evaluation with the runbook's flags; `vlm_nb r3 stage --help`, `vlm_nb r3 eval --help` for each.")
+
 def main(argv:Sequence[str]|None=None) -> int:
     "`vlm_nb r3 stage NAME …` or `vlm_nb r3 eval …` (see above)"
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (['-h'], ['--help']): print(R3_USAGE); return 0
     if not argv or argv[0] not in ('stage', 'eval'):
-        print("usage: vlm_nb r3 stage NAME [--profile P] [--root DIR] [--variant V] [--init_from CKPT] [--fresh] [flags]\n"
-              "       vlm_nb r3 eval --checkpoint_dir CKPT [--val_jsonl F] [--out_dir D] [runbook eval flags]", file=sys.stderr)
+        print(R3_USAGE if not argv else f"[vlm_nb] error: unknown r3 command {argv[0]!r}{suggest(argv[0], ['stage', 'eval'])}; "
+              "commands: stage, eval (vlm_nb r3 --help)", file=sys.stderr)
         return 2
     if argv[0] == 'eval':
+        if {'-h', '--help'} & set(argv[1:]): eval_parser().print_help(); return 0
         own, ov = parse_eval_args(argv[1:])
         s = run_eval(own.get('checkpoint', ''), own.get('val_jsonl', ''), own.get('out_dir', ''), own['profile'], own['configs'], ov)
         print(json.dumps({k: s[k] for k in ('method', 'score', 'n', 'levels')}, default=str)); return 0
-    ap = argparse.ArgumentParser(prog='vlm_nb r3 stage')
-    ap.add_argument('stage'); ap.add_argument('--root', default='runs/r3'); ap.add_argument('--variant', action='append', default=[])
-    ap.add_argument('--init_from', default=''); ap.add_argument('--fresh', action='store_true')
-    a, rest = ap.parse_known_args(argv[1:])
-    profile, configs, ov = parse_train_args(runbook_args(rest))
+    a, rest = stage_parser().parse_known_args(argv[1:])
+    _, configs, ov = parse_train_args(runbook_args(rest))
     if configs: raise ConfigError("stage: pass settings as flags or key=value (the stage's YAML files are chosen by name)")
-    s = run_stage(a.stage, a.root, profile, a.variant, ov, init_from=a.init_from, fresh=a.fresh)
+    s = run_stage(a.stage, a.root, a.profile, a.variant, ov, init_from=a.init_from, fresh=a.fresh)
     print(json.dumps({k: s.get(k) for k in ('action', 'status', 'steps', 'final_loss', 'checkpoint', 'wall_s')}, default=str)); return 0
 
 COMMANDS.register('r3', main, help='run an r3 stage or evaluation with the runbook flags')
