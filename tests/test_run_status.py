@@ -39,7 +39,7 @@ def _statuses(nb_out):
 def _check_interrupted(p, out, t0):
     stdout, stderr = p.communicate(timeout=30)
     lines = (stdout + stderr).strip().splitlines()
-    assert p.returncode == 130 and time.time() - t0 < 30, (p.returncode, stdout, stderr)  # the shell's code for Ctrl-C
+    assert p.returncode == 130, (p.returncode, stdout, stderr)  # the shell's code for Ctrl-C (communicate above fails a hang)
     assert len(lines) <= 2 and 'Traceback' not in stderr and 'ZMQError' not in stderr, stdout + stderr
     nb_out = out/'00_sleep.ipynb'
     assert 'interrupted' in stderr and 'cell 2 (import signal, time)' in stderr and str(nb_out) in stderr, stderr
