@@ -51,3 +51,10 @@ lab: install
 
 bench: install
 	MPLBACKEND=Agg $(BIN)/python bench/run.py
+
+## The docs site without Quarto (Sphinx + myst-nb): library notebooks executed (cached), latest run of each study; docs/_build/html
+DOCS_JOBS ?= 2
+.PHONY: docs
+docs: install
+	$(BIN)/python docs/build.py --jobs $(DOCS_JOBS)
+

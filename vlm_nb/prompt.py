@@ -12,7 +12,7 @@ from .data.schema import Sample
 
 # %% auto #0
 __all__ = ['default_prompt', 'model_inputs', 'to_device', 'SFTCollator', 'example', 'messages', 'render', 'encode', 'pad',
-           'prompt_batch']
+           'examples', 'prompt_batch']
 
 # %% ../nbs/32_prompt.ipynb #ab25b502
 def default_prompt(s:Sample) -> str:
@@ -123,10 +123,10 @@ def pad(self, encs:list[dict]) -> dict:
         if parts: b[k] = torch.cat(parts)
     return b
 
-# %% ../nbs/32_prompt.ipynb #e37d6ed0
+# %% ../nbs/32_prompt.ipynb #53999cb5
 @_patch_to(SFTCollator)
-def __call__(self, items:list) -> dict:
-    "Collate `SampleDataset` items (dropping the ones that failed to load) into a training batch"
+def examples(self, items:list) -> list[dict]:
+    "The prepared examples of `SampleDataset` items (hooks applied), dropping and counting the ones that failed to load"
     exs = []
     for it in items:
         if it is None: self.skipped += 1; continue
@@ -136,6 +136,13 @@ def __call__(self, items:list) -> dict:
         for h in self.hooks: ex = h.prepare_example(ex, step) or ex
         exs.append(ex)
     if not exs: raise ValueError(f"every example of this batch failed to load ({len(items)} skipped)")
+    return exs
+
+# %% ../nbs/32_prompt.ipynb #e37d6ed0
+@_patch_to(SFTCollator)
+def __call__(self, items:list) -> dict:
+    "Collate `SampleDataset` items (dropping the ones that failed to load) into a training batch"
+    exs = self.examples(items)
     b = self.pad([self.encode(e) for e in exs])
     b['samples'], b['train'] = [e['sample'] for e in exs], all(e['train'] for e in exs)
     b['examples'] = exs  # the prepared examples, for hooks whose forward needs more than the tensors (r3's evidence, clean inputs)

@@ -349,6 +349,9 @@ def load_eval_model(checkpoint:str='', # '' (the config's model), a folder or a 
         if p.is_dir() and ((p/'trainer_state.json').exists() or any(p.glob('step_*/trainer_state.json'))):
             ck = find_checkpoint(str(p)); p = ck/'model'; info.update(kind='trainer', step_dir=str(ck))
             if not p.is_dir(): raise FileNotFoundError(f"{ck} has no model/ folder (not a complete checkpoint of vlm_nb.train)")
+            if (t := ck/'trainable.safetensors').exists():  # hook modules trained beside the model
+                info.update(extras={k[len('extras.'):]: v for k, v in read_state_dict(t).items() if k.startswith('extras.')},
+                            extras_source=str(t))
         if p.is_dir() and ((p/'config.json').exists() or (p/'adapter_config.json').exists()):
             if info['kind'] == 'config': info['kind'] = 'peft' if (p/'adapter_config.json').exists() else 'hf'
             model, proc = load_backbone(cfg, **{**kw, 'name_or_path': str(p), 'use_lora': False, 'adapter': ''})
@@ -359,8 +362,9 @@ def load_eval_model(checkpoint:str='', # '' (the config's model), a folder or a 
             mapped, extras = map_state_keys(sd, own)
             check_keys({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in mapped.items()}, str(p), allow_missing=True)
             model.load_state_dict(mapped, strict=False)
-            info.update(kind='state_dict', loaded=len(mapped), extras=extras)
+            info.update(kind='state_dict', loaded=len(mapped), extras=extras, extras_source=str(p))
     model.eval()
+    model.eval_extras, model.eval_extras_source = info['extras'], info.get('extras_source', '')
     for prm in model.parameters(): prm.requires_grad_(False)
     return model, proc, info
 

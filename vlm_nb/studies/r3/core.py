@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from ...config import Config, ConfigError, load_config, section
 from ...records import append_jsonl, derive_seed, read_jsonl
 from ...data.schema import Sample, read_samples, validate_sample
@@ -30,8 +29,8 @@ __all__ = ['SLOT_TOKEN', 'RUNBOOK_FLAGS', 'R3Cfg', 'r3_cfg', 'runbook_args', 'R3
            'image_encoder', 'carried_modules', 'build_modules', 'extra_modules', 'install', 'armed', 'neighbour_texts',
            'evidence', 'compose', 'pseudo_text', 'keep_rng', 'prepare_example', 'tokens', 'update_ema',
            'teacher_weights', 'teacher_on', 'forward', 'info_nce', 'extra_loss', 'on_step_end', 'state_dict',
-           'load_state_dict', 'generate', 'r3_hook', 'modules_hash', 'method_settings', 'load_modules', 'r3_method',
-           'load_r3']
+           'load_state_dict', 'generate', 'r3_hook', 'modules_hash', 'method_settings', 'load_modules', 'r3_state',
+           'r3_method', 'load_r3']
 
 # %% ../../../nbs/studies/r3/00_r3.ipynb #c466ec0e
 SLOT_TOKEN = '<|vision_pad|>'  # placeholder of one r3 token in the prompt
@@ -777,6 +776,11 @@ def load_modules(self, model, # the backbone (gives the width and device)
         for prm in self.modules.parameters(): prm.requires_grad_(False)
     return self
 
+# %% ../../../nbs/studies/r3/00_r3.ipynb #c114994a
+def r3_state(model) -> dict:
+    "The r3 module tensors `load_eval_model` found in the model's checkpoint (`model.eval_extras`), names without `r3.`"
+    return {k[len('r3.'):]: v for k, v in (getattr(model, 'eval_extras', None) or {}).items() if k.startswith('r3.')}
+
 # %% ../../../nbs/studies/r3/00_r3.ipynb #3e506a6b
 @eval_method('r3')
 def r3_method(model, processor, cfg=None) -> Method:
@@ -785,11 +789,12 @@ def r3_method(model, processor, cfg=None) -> Method:
     mode = r3_cfg(cfg).eval_mode
     hook = R3Hook(cfg, mode=mode, processor=processor, training=False)
     if mode == 'r3':
-        state = getattr(model, 'r3_state', None)
-        if state is None and hook.p.modules():
-            raise ConfigError("r3.eval_mode='r3' needs the r3 module weights: load the model with vlm_nb.studies.r3.core.load_r3(checkpoint, cfg) "
-                              "(or evaluate with r3.eval_mode=base)")
-        hook.load_modules(model, state or {}, getattr(model, 'r3_source', 'r3 weights'))
+        state = r3_state(model)
+        if not state and hook.p.modules():
+            raise ConfigError("r3.eval_mode='r3' needs the r3 module weights: evaluate a checkpoint of an r3 stage (a `step_N/` folder, "
+                              "whose trainable.safetensors holds them), load it with vlm_nb.studies.r3.core.load_r3(checkpoint, cfg), "
+                              "or evaluate with r3.eval_mode=base")
+        hook.load_modules(model, state, getattr(model, 'eval_extras_source', '') or 'r3 weights')
     return Method(model, processor, mode, hooks=[hook], settings=hook.method_settings())
 
 # %% ../../../nbs/studies/r3/00_r3.ipynb #ded3418b
@@ -802,8 +807,6 @@ def load_r3(checkpoint_dir, # a `step_N/` checkpoint of vlm_nb.train (or its run
     if not path.exists(): raise FileNotFoundError(f"{ck}: no trainable.safetensors (not a checkpoint of vlm_nb.train)")
     other = sorted(k for k in tensor_shapes(path) if k.startswith('extras.') and not k.startswith('extras.r3.'))
     if other: raise ConfigError(f"{path}: extra modules of other hooks ({', '.join(other[:4])}): not an r3 checkpoint")
-    model, proc, info = load_eval_model(str(ck), cfg)
-    state = {k[len('extras.r3.'):]: v for k, v in load_file(str(path)).items() if k.startswith('extras.r3.')}
-    hook = R3Hook(cfg, mode='r3', processor=proc, training=False).load_modules(model, state, str(path))
-    object.__setattr__(model, 'r3_state', state); object.__setattr__(model, 'r3_source', str(path))
+    model, proc, _ = load_eval_model(str(ck), cfg)
+    hook = R3Hook(cfg, mode='r3', processor=proc, training=False).load_modules(model, r3_state(model), str(path))
     return model, proc, hook

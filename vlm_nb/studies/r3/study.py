@@ -24,13 +24,13 @@ from .core import load_r3, runbook_args
 # %% auto #0
 __all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS', 'R3_USAGE',
            'r3_config_dir', 'check_stage', 'stage_files', 'stage_config', 'study_root', 'stage_dir', 'path_fingerprint',
-           'stage_identity', 'stage_record', 'previous_checkpoint', 'plan_stage', 'run_stage', 'record_stage',
-           'stage_command', 'block_overrides', 'majority_answers', 'majority_rows', 'block_config', 'ModelCache',
-           'eval_block', 'stage_curves', 'r3_figures', 'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser',
-           'main']
+           'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage', 'plan_stage', 'run_stage',
+           'record_stage', 'stage_command', 'block_overrides', 'majority_answers', 'majority_rows', 'block_config',
+           'ModelCache', 'eval_block', 'stage_curves', 'r3_figures', 'parse_eval_args', 'run_eval', 'stage_parser',
+           'eval_parser', 'main']
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #993ff5aa
-STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full')
+STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full', 'stage6_long')  # in chain order
 
 def r3_config_dir() -> Path:
     "Folder of the r3 stage configs shipped in the study package"
@@ -129,6 +129,13 @@ def previous_checkpoint(root, stage:str) -> Path|None:
         raise FileNotFoundError(f"r3 {stage} starts from {prev}, which has not finished under {Path(root)/'checkpoints'/prev}: "
                                 f"run nbs/experiments/r3/{i:02d}_{prev}.ipynb first with the same output folder, or pass init_from")
     return Path(rec['checkpoint'])
+
+# %% ../../../nbs/studies/r3/01_study.ipynb #a6442fd7
+def final_stage(root) -> tuple[str, Path]|None:
+    "`(stage, checkpoint)` of the last stage in `STAGES` order that finished under `root` (None when none has)"
+    for st in reversed(STAGES):
+        if (rec := stage_record(root, st)) is not None: return st, Path(rec['checkpoint'])
+    return None
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #6ca8ea00
 def plan_stage(root, stage:str, ident:str, init_from=None) -> dict:
