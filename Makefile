@@ -58,3 +58,7 @@ DOCS_JOBS ?= 2
 docs: install
 	$(BIN)/python docs/build.py --jobs $(DOCS_JOBS)
 
+## The tiny base models: built once per machine, cached under data/models by their spec, with held-out scores
+.PHONY: models
+models: install
+	$(BIN)/vlm_nb models build

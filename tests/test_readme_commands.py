@@ -30,7 +30,7 @@ def _kind(cmd:str) -> str:
     if a[0].endswith('/papermill') and '--help-notebook' in a: return 'papermill --help-notebook'
     return cmd
 
-CHECKED = {'make reproduce', 'make test', 'make lab', 'make bench', 'vlm_nb run', 'vlm_nb reproduce', 'vlm_nb r3 eval',
+CHECKED = {'make reproduce', 'make test', 'make lab', 'make bench', 'make docs', 'make models', 'vlm_nb run', 'vlm_nb reproduce', 'vlm_nb r3 eval',
            'vlm_nb data rebuild', 'papermill --help-notebook'}
 
 def test_readme_has_commands():
@@ -46,7 +46,7 @@ def _ok(r, what):
     return r
 
 def test_make_targets_exist_and_reproduce_arguments_valid():
-    for cmd in _of('make reproduce') + _of('make test') + _of('make bench') + _of('make lab'):
+    for cmd in _of('make reproduce') + _of('make test') + _of('make bench') + _of('make lab') + _of('make docs') + _of('make models'):
         r = _ok(run_cmd(['make', '-n', *shlex.split(cmd)[1:]]), f'make -n for {cmd!r}')
         if 'reproduce' in cmd:
             line = next(l for l in r.stdout.splitlines() if 'vlm_nb reproduce' in l)
@@ -54,6 +54,11 @@ def test_make_targets_exist_and_reproduce_arguments_valid():
         if 'lab' in cmd:  # as root, JupyterLab refuses to start without --allow-root
             assert ('--allow-root' in r.stdout) == (os.geteuid() == 0), r.stdout
         if 'bench' in cmd: assert (ROOT/'bench'/'run.py').exists()
+        if 'docs' in cmd: assert 'docs/build.py' in r.stdout and (ROOT/'docs'/'build.py').exists(), r.stdout  # built for real in test_docs
+        if 'models' in cmd:
+            line = next(l for l in r.stdout.splitlines() if 'vlm_nb models build' in l)
+            _ok(run_cmd([*shlex.split(line), '--help']), f'{line} --help')
+            _ok(run_cmd([shlex.split(line)[0], 'models', 'list', '--root', str(ROOT/'tests')]), 'vlm_nb models list')
 
 def test_vlm_nb_run_commands(tmp_path):
     cmds = _of('vlm_nb run')

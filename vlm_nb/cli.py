@@ -22,7 +22,8 @@ __all__ = ['BUILTIN', 'USER_ERRORS', 'command_names', 'error_line', 'one_line_er
 # %% ../nbs/91_cli.ipynb #1255e60e
 BUILTIN = ('run', 'reproduce', 'data')  # the commands parsed here
 COMMANDS.homes.update({  # shared modules that register a command on import
-    'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'train': 'vlm_nb.train', 'figures': 'vlm_nb.figures'})
+    'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'train': 'vlm_nb.train', 'figures': 'vlm_nb.figures',
+    'models': 'vlm_nb.pretrain'})
 
 def command_names() -> list[str]:
     "Every command: the built-in ones, the shared modules' and the studies'"

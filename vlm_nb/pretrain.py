@@ -6,10 +6,13 @@
 from __future__ import annotations
 import hashlib, json, shutil, time
 from pathlib import Path
+from .registry import COMMANDS
 from .records import atomic_dir, atomic_write_json, read_csv
 from .config import load_config, save_config
 from .data.schema import Sample, read_samples
-from .data.synth import generate_suite
+from .data.synth import (generate_suite, suite, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
+                               _ocr_token, OCR_WORDS, CODE_CHARS, SCREEN_TITLES, TOGGLE_LABELS, BUTTONS, INFO_TOPICS, INFO_SOURCES,
+                               CHART_TITLES, CATEGORY_SETS)
 from .models.backbone import load_backbone
 from .models.tiny import SPECIAL_TOKENS, build_tiny_vlm, sample_texts
 from .prompt import default_prompt
@@ -18,9 +21,11 @@ from .eval.matrix import Method, evaluate_dataset, make_method
 
 # %% auto #0
 __all__ = ['BASE_DIR', 'PRETRAIN_MIX', 'PRETRAIN_VAL', 'PRETRAIN_TRAIN', 'IMAGE_DROPOUT', 'TRANSCRIPT_P', 'TRANSCRIPT_CHARS',
-           'TRANSCRIPT_SUITES', 'TRANSCRIPT_LABEL', 'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'pretrain_suites',
-           'ImageDropout', 'transcript_line', 'sample_transcript', 'TranscriptContext', 'base_spec', 'spec_hash',
-           'existing_base', 'ensure_base_model', 'base_info', 'transcript_method', 'base_accuracy']
+           'TRANSCRIPT_SUITES', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'COPY_KEYS',
+           'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'pretrain_suites', 'ImageDropout', 'transcript_line',
+           'sample_transcript', 'TranscriptContext', 'make_read_line', 'make_copy_facts', 'base_spec', 'spec_hash',
+           'existing_base', 'ensure_base_model', 'base_info', 'transcript_method', 'base_accuracy', 'base_scores',
+           'list_models', 'models_main']
 
 # %% ../nbs/56_pretrain.ipynb #ab3427d8
 BASE_DIR = 'data/models/tiny-qwen3-vl-base'
@@ -88,6 +93,47 @@ class TranscriptContext(TrainHook):
         if line: example['prompt'] = line + example['prompt']
         return example
 
+# %% ../nbs/56_pretrain.ipynb #159562a4
+READ_PX = (22, 32)  # font sizes of `read_lines`, px
+READ_WORDS = (1, 4)  # words per `read_lines` line
+READ_PROMPT = 'Transcribe the text in this image exactly.'
+
+@suite('read_lines', 'read')
+def make_read_line(index, rng, split, out_dir, image_prefix):
+    "One rendered line of 1–4 words at 22–32 px with its exact transcription"
+    px, nw = int(rng.integers(READ_PX[0], READ_PX[1] + 1)), int(rng.integers(READ_WORDS[0], READ_WORDS[1] + 1))
+    f = font(px, pick(rng, FAMILIES), bool(rng.random() < 0.2))
+    words = [_ocr_token(rng) for _ in range(nw)]
+    if rng.random() < 0.5: words[0] = words[0][:1].upper() + words[0][1:]
+    text = ' '.join(words)
+    bg, ink = tuple(int(v) for v in rng.integers(232, 256, 3)), tuple(int(v) for v in rng.integers(0, 60, 3))
+    rel = save_png(render_lines([text], f, ink, bg), out_dir, image_rel(image_prefix, split, index))
+    return [synth_sample('read_lines', split, index, 0, READ_PROMPT, text, 'ocr', rel, font_px=px, n_words=nw)]
+
+# %% ../nbs/56_pretrain.ipynb #a27c507b
+COPY_KEYS = ('Title', 'Name', 'City', 'Source', 'Total', 'Price', 'Year', 'Code', 'Battery', 'Volume', 'Status', 'Owner',
+             'Colour', 'Button', 'Label', 'Team', 'Score', 'Date', 'Level', 'Mode')
+
+def _copy_value(rng) -> str:
+    "A fact's value: a number, a percentage, a document label, a code or one or two words"
+    r = rng.random()
+    if r < 0.25: return str(int(rng.integers(1, 1000)))
+    if r < 0.35: return f"{int(rng.integers(1, 100))}%"
+    if r < 0.45: return pick(rng, SCREEN_TITLES + TOGGLE_LABELS + BUTTONS)
+    if r < 0.55: return pick(rng, INFO_TOPICS + INFO_SOURCES + CHART_TITLES)
+    if r < 0.65: return pick(rng, CATEGORY_SETS['fruit'] + CATEGORY_SETS['country'])
+    if r < 0.75: return ''.join(pick(rng, list(CODE_CHARS)) for _ in range(int(rng.integers(3, 5))))
+    return ' '.join(pick(rng, OCR_WORDS) for _ in range(int(rng.integers(1, 3))))
+
+@suite('copy_facts', 'copy')
+def make_copy_facts(index, rng, split, out_dir, image_prefix):
+    "A `Pseudo-text:` line of 2–6 key/value facts and a question whose answer is one value, copied out (no image)"
+    n = int(rng.integers(2, 7)); keys = pick_k(rng, COPY_KEYS, n); vals = [_copy_value(rng) for _ in keys]
+    sep, j = pick(rng, (': ', ' ')), int(rng.integers(n))
+    line = ' '.join(f'{k}{sep}{v}' for k, v in zip(keys, vals))
+    q = f"{TRANSCRIPT_LABEL}{line}\nWhat is the {keys[j]}?"
+    return [synth_sample('copy_facts', split, index, 0, q, vals[j], 'text', None, keys=keys, values=vals)]
+
 # %% ../nbs/56_pretrain.ipynb #900231dd
 SPEC_TRAIN_KEYS = ('max_steps', 'batch_size', 'learning_rate', 'warmup_steps', 'min_lr_ratio', 'grad_accum', 'weight_decay',
                    'adam_eps', 'adam_betas', 'max_grad_norm', 'max_length', 'sampling_alpha', 'fp16', 'bf16')
@@ -146,6 +192,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       build:dict|None=None, # `build_tiny_vlm` settings (vocab_size, hidden_size, …)
                       workers:int|None=None, # suite generator processes (None: all cores)
                       threads:int=1, # torch CPU threads while training (1: fastest on shared CPUs; 0: torch's default)
+                      score_counts:dict|None=None, # held-out items per suite scored into `base_build.json` (None: `SCORE_VAL`; {}: none)
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"
     import tokenizers, torch, transformers
@@ -158,7 +205,10 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     probe = _train_cfg(cfg, work/'raw', [], data_dir, run_dir, seed, train, show)
     spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars))
     tr = TranscriptContext(transcript_p, transcript_chars, spec['transcript']['suites'])
-    if existing_base(out, spec, force): return out
+    score_counts = SCORE_VAL if score_counts is None else score_counts
+    if existing_base(out, spec, force):
+        if score_counts and 'scores' not in base_info(out): _record_scores(out, cfg, score_counts, work/'score', seed)  # an older build
+        return out
     times, t0 = {}, time.perf_counter()
     files = pretrain_suites(data_dir, mix, seed, 'train', workers, show)
     times['data_s'] = time.perf_counter() - t0; t0 = time.perf_counter()
@@ -180,7 +230,14 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
             spec=spec, spec_sha256=spec_hash(spec), summary=summary, seconds={k: round(v, 3) for k, v in times.items()},
             train_files=[str(f) for f in files], run_dir=str(run_dir),
             versions=dict(torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)))
+    if score_counts: _record_scores(out, cfg, score_counts, work/'score', seed)
     return out
+
+def _record_scores(out:Path, cfg, counts:dict, work:Path, seed:int):
+    "Score the build in `out` (`base_scores`) and add the seconds it took to its record"
+    t0 = time.perf_counter(); base_scores(out, cfg, counts, work, seed)
+    info = out/'base_build.json'; rec = json.loads(info.read_text())
+    atomic_write_json(info, {**rec, 'seconds': {**rec['seconds'], 'score_s': round(time.perf_counter() - t0, 3)}})
 
 def base_info(out_dir=BASE_DIR) -> dict:
     "The `base_build.json` record of a base model folder"
@@ -230,3 +287,84 @@ def base_accuracy(model_dir=BASE_DIR, # base model folder (or any `model.name_or
             r = rows.setdefault(t['dataset'], {'dataset': t['dataset'], 'n': t['n']})
             r[m] = t['score']
     return sorted(rows.values(), key=lambda r: (r['dataset'] != 'all', r['dataset']))
+
+# %% ../nbs/56_pretrain.ipynb #c8d698a9
+SCORE_VAL = {'read_lines': 80, 'copy_facts': 120, 'screens': 25, 'charts': 25, 'infographics': 25}  # held-out items per suite
+
+def _pooled(rows:list, key:str) -> float:
+    n = sum(r['n'] for r in rows)
+    return sum(r[key] * r['n'] for r in rows) / n if n else float('nan')
+
+def base_scores(model_dir=BASE_DIR, # base model folder
+                cfg=None, # config (None: tiny profile)
+                counts:dict|None=None, # suite -> held-out items (default `SCORE_VAL`; a suite left out is not scored)
+                work_dir=None, # val suites and evaluations (None: `<data.root>/pretrain/score`)
+                seed:int|None=None, # item seed of the val suites (None: `cfg.run.seed`)
+                record:bool=True, # write the scores into `<model_dir>/base_build.json` when it exists
+               ) -> dict:
+    "OCR-line CER, transcript-copy accuracy and document accuracy with / without the image, on held-out items"
+    cfg = cfg if cfg is not None else load_config('tiny')
+    counts = dict(SCORE_VAL if counts is None else counts)
+    work = Path(work_dir) if work_dir else Path(cfg.data.root)/'pretrain'/'score'
+    seed = cfg.run.seed if seed is None else int(seed)
+    gen = lambda s: generate_suite(s, work/'data', int(counts[s]), seed=seed, split='val', workers=1, show_progress=False)
+    acc = lambda files, name, methods, **kw: base_accuracy(model_dir, files, work/'eval'/name, cfg, data_dir=work/'data',
+                                                          methods=methods, **kw)
+    out = {}
+    if counts.get('read_lines'): out['ocr_cer'] = acc([gen('read_lines')], 'read', ('base',), max_new_tokens=48)[0]['base']
+    if counts.get('copy_facts'): out['copy_accuracy'] = acc([gen('copy_facts')], 'copy', ('base',))[0]['base']
+    docs = [s for s in TRANSCRIPT_SUITES if counts.get(s)]
+    if docs:
+        files = [gen(s) for s in docs]
+        rows = [r for r in acc(files, 'docs', ('base', 'no_vision', 'transcript')) if r['dataset'] != 'all']
+        out['docs'] = {r['dataset']: dict(n=r['n'], with_image=r['base'], no_image=r['no_vision'], with_transcript=r['transcript'])
+                       for r in rows}
+        out['image_gain'] = _pooled(rows, 'base') - _pooled(rows, 'no_vision')
+        samples = {s.id: s for f in files for s in read_samples(f)}
+        inline = [float(r['score']) for r in read_csv(work/'eval'/'docs'/'transcript'/'results.csv')
+                  if str(samples[r['id']].answer) in transcript_line(sample_transcript(samples[r['id']]))]
+        out['transcript_copy_accuracy'] = sum(inline) / len(inline) if inline else float('nan')
+        out['transcript_copy_n'] = len(inline)
+    out['counts'] = counts
+    info = Path(model_dir)/'base_build.json'
+    if record and info.exists(): atomic_write_json(info, {**json.loads(info.read_text()), 'scores': out})
+    return out
+
+# %% ../nbs/56_pretrain.ipynb #f4ad8dbd
+def list_models(root='data/models') -> list[dict]:
+    "One row per built model folder under `root`: name, kind, spec hash, build seconds and held-out scores"
+    rows = []
+    for d in sorted(p for p in Path(root).glob('*') if p.is_dir()):
+        rec = next((d/f for f in ('base_build.json', 'tiny_build.json') if (d/f).exists()), None)
+        if rec is None: continue
+        info = json.loads(rec.read_text()); sc = info.get('scores', {})
+        rows.append(dict(name=d.name, kind='base' if rec.name == 'base_build.json' else info['spec'].get('kind', ''),
+                         spec_sha256=spec_hash(info['spec'])[:12], seconds=round(sum(info.get('seconds', {}).values()), 1),
+                         **{k: sc.get(k) for k in ('ocr_cer', 'copy_accuracy', 'image_gain')}))
+    return rows
+
+def models_main(argv:list) -> int:
+    "`vlm_nb models build|list`: build the tiny base VLM (cached by its spec) or list the built models"
+    import argparse
+    ap = argparse.ArgumentParser(prog='vlm_nb models', description='Build or list the tiny base models under data/models.')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    b = sub.add_parser('build', help='build the tiny base VLM unless --out_dir holds this build')
+    b.add_argument('--out_dir', default=BASE_DIR); b.add_argument('--profile', default='tiny', help='config profile or YAML')
+    b.add_argument('--force', action='store_true', help='rebuild even when --out_dir holds a base model')
+    b.add_argument('--max_steps', type=int, default=0, help='pre-training steps (0: the default schedule)')
+    b.add_argument('--no_scores', action='store_true', help='skip the held-out scores')
+    l = sub.add_parser('list', help='the built models with their held-out scores')
+    l.add_argument('--root', default='data/models')
+    a = ap.parse_args(argv)
+    if a.cmd == 'list':
+        rows = list_models(a.root)
+        for r in rows: print('  '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}' for k, v in r.items()))
+        if not rows: print(f'no built models under {a.root}')
+        return 0
+    out = ensure_base_model(a.out_dir, load_config(a.profile), force=a.force, train={'max_steps': a.max_steps} if a.max_steps else None,
+                            score_counts={} if a.no_scores else None)
+    info = base_info(out)
+    print(f"{out}: spec {info['spec_sha256'][:12]}, seconds {info['seconds']}, scores {info.get('scores', {})}")
+    return 0
+
+COMMANDS.register('models', models_main, help='build / list the tiny base models (data/models)')
