@@ -26,11 +26,11 @@ from .profile import Measure, new_token_counts, profile_summary, vision_token_co
 # %% auto #0
 __all__ = ['EvalSettings', 'EVAL_KEYS', 'SAMPLE_FIELDS', 'SAMPLER', 'METHODS', 'MISSING_GROUP', 'CORRECT_AT', 'MATRIX_COLUMNS',
            'ALIASES', 'eval_settings', 'levels_of', 'decoding', 'processor_fingerprint', 'state_fingerprint', 'Method',
-           'eval_method', 'make_method', 'as_samples', 'select_samples', 'group_value', 'check_group_by', 'cache_key',
-           'PredictionCache', 'load_eval_model', 'hash_uniform', 'SeededSampler', 'sample_seeds', 'sampling_kwargs',
-           'Item', 'generation_config', 'load_inputs', 'unpack_output', 'run_batch', 'resolve_metric', 'score_of',
-           'sample_stats', 'EvalProgress', 'group_stats', 'build_rows', 'summarize', 'evaluate_dataset', 'matrix_rows',
-           'evaluate_matrix', 'parse_eval_args', 'main']
+           'eval_method', 'make_method', 'drop_images', 'as_samples', 'select_samples', 'group_value', 'check_group_by',
+           'cache_key', 'PredictionCache', 'load_eval_model', 'hash_uniform', 'SeededSampler', 'sample_seeds',
+           'sampling_kwargs', 'Item', 'generation_config', 'load_inputs', 'unpack_output', 'run_batch',
+           'resolve_metric', 'score_of', 'sample_stats', 'EvalProgress', 'group_stats', 'build_rows', 'summarize',
+           'evaluate_dataset', 'matrix_rows', 'evaluate_matrix', 'parse_eval_args', 'main']
 
 # %% ../../nbs/52_eval.matrix.ipynb #6b5602ac
 EvalSettings = EvalCfg  # every setting of one evaluation run is a key of the `eval` config section
@@ -209,9 +209,9 @@ def make_method(name:str, # a registered method, or 'module:factory'
     return METHODS.get(name)(model, processor, cfg)
 
 # %% ../../nbs/52_eval.matrix.ipynb #f3f2e8e2
-def _drop_images(ex:dict) -> dict:
-    ex['images'] = []
-    return ex
+def drop_images(ex:dict) -> dict:
+    "The example without its images (the `no_vision` transform)"
+    return {**ex, 'images': []}
 
 @eval_method('base')
 def _base(model, processor, cfg=None):
@@ -221,7 +221,7 @@ def _base(model, processor, cfg=None):
 @eval_method('no_vision')
 def _no_vision(model, processor, cfg=None):
     "The images dropped from the prompt (zero vision tokens)"
-    return Method(model, processor, 'no_vision', transform=_drop_images)
+    return Method(model, processor, 'no_vision', transform=drop_images)
 
 # %% ../../nbs/52_eval.matrix.ipynb #5be8fc2a
 def as_samples(samples, # a JSONL path, a list of paths, `Sample`s or dicts

@@ -20,7 +20,7 @@ from ...records import atomic_write_json, write_csv
 from ...data.synth import (FAMILIES, FONT_NAMES, _ocr_token, font, item_rng, image_rel, pick, render_lines, save_png,
                                suite, synth_sample)
 from ...models.backbone import load_backbone, save_backbone, merge_lora, torch_dtype
-from ...eval.matrix import Method, eval_method, evaluate_dataset, load_eval_model
+from ...eval.matrix import drop_images, Method, eval_method, evaluate_dataset, load_eval_model
 from ...figures import bootstrap_ci, figure_recipe, find_tables, concat_tables, plot_metric_bars, plot_training, save_into
 
 # %% auto #0
@@ -169,8 +169,6 @@ def guarded_generate(model, batch:dict, guard_max_unit:int=8, guard_repeats:int=
     return {'sequences': out, 'columns': cols}
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #1dfef31f
-def _no_image(ex:dict) -> dict: return {**ex, 'images': []}
-
 @eval_method('ocr', help='transcription: greedy decoding with a repetition guard; guard_fired / hit_cap per row')
 def ocr_method(model, processor, cfg:Config|None=None, name:str='ocr',
                see_image:bool=True, # False: the image is dropped (the model can only guess from its prior)
@@ -179,7 +177,7 @@ def ocr_method(model, processor, cfg:Config|None=None, name:str='ocr',
     oc = cfg.ocr_study if cfg is not None and 'ocr_study' in cfg else OcrStudyCfg()
     gen = partial(guarded_generate, guard_max_unit=oc.guard_max_unit, guard_repeats=oc.guard_repeats)
     return Method(model, processor, name, prompt_fn=lambda s: s.question, generate_fn=gen,
-                  transform=None if see_image else _no_image,
+                  transform=None if see_image else drop_images,
                   settings=dict(guard_max_unit=oc.guard_max_unit, guard_repeats=oc.guard_repeats, see_image=see_image))
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #c75a2243
