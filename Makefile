@@ -37,7 +37,7 @@ nbtest: install
 	MPLBACKEND=Agg $(BIN)/python .ci/nbtest.py --jobs 2
 
 pytest: install
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=20
 
 ## Developer helpers
 export: install

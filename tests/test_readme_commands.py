@@ -3,7 +3,8 @@
 Cheap commands run for real (`vlm_nb run` of the example notebook, `papermill --help-notebook`). Long ones are checked
 for argument validity only: `make` targets with `make -n` (and `make reproduce`'s `vlm_nb reproduce` line with
 `--dry-run`, which checks study, profile and notebooks and runs nothing), `vlm_nb run` of a training stage and
-`vlm_nb reproduce` with `--dry-run` (notebook, parameter names and types), `vlm_nb r3 eval` by parsing its flags
+`vlm_nb reproduce` with `--dry-run` (notebook, parameter names and types), `vlm_nb figures` for real on a copy of a
+recorded run (tests/fixtures/recorded_runs), `vlm_nb r3 eval` by parsing its flags
 into the evaluation config, `vlm_nb data rebuild` by parsing its flags. A README command this file has no check
 for fails `test_every_readme_command_is_checked`."""
 import os, re, shlex
@@ -31,7 +32,7 @@ def _kind(cmd:str) -> str:
     return cmd
 
 CHECKED = {'make reproduce', 'make test', 'make lab', 'make bench', 'make docs', 'make models', 'vlm_nb run', 'vlm_nb reproduce', 'vlm_nb r3 eval',
-           'vlm_nb data rebuild', 'papermill --help-notebook'}
+           'vlm_nb data rebuild', 'vlm_nb figures', 'papermill --help-notebook'}
 
 def test_readme_has_commands():
     assert len(COMMANDS) >= 8 and 'make reproduce' in COMMANDS, COMMANDS
@@ -76,6 +77,16 @@ def test_vlm_nb_reproduce_commands():
     for cmd in _of('vlm_nb reproduce'):
         r = _ok(run_cmd([*shlex.split(cmd), '--dry-run']), cmd)
         assert 'would run' in r.stdout and '.ipynb' in r.stdout, r.stdout
+
+def test_vlm_nb_figures_commands(tmp_path):
+    "Run for real on a copy of one recorded run (tests/fixtures/recorded_runs/r3): figures, tables and headline numbers"
+    import shutil
+    shutil.copytree(ROOT/'tests'/'fixtures'/'recorded_runs'/'r3', tmp_path/'runs'/'r3')
+    cmds = _of('vlm_nb figures')
+    assert cmds
+    for cmd in cmds:
+        r = _ok(run_cmd([*shlex.split(cmd), '--runs-dir', tmp_path/'runs', '--out', tmp_path/'figures']), cmd)
+        assert {'corruption.png', 'corruption.pdf', 'corruption.csv', 'headline.csv'} <= {p.name for p in (tmp_path/'figures'/'r3').iterdir()}, r.stdout
 
 def test_r3_eval_command_arguments():
     "The flags parse into the evaluation config (running it needs trained data and a model: a long step)"

@@ -16,13 +16,15 @@ from .registry import COMMANDS, Registry, suggest
 from .records import atomic_write_bytes, load_jsonl
 
 # %% auto #0
-__all__ = ['THEME', 'DPI', 'LABELS', 'CI_LEVEL', 'CI_RESAMPLES', 'FORMATS', 'ACTION_COLS', 'FIGURE_RECIPES', 'SAMPLE_COLUMNS',
-           'theme_rc', 'palette', 'set_theme', 'themed', 'is_loss', 'column_label', 'bootstrap_ci', 'cell_stats',
-           'load_table', 'need_columns', 'figure_bytes', 'save_figure', 'in_kernel', 'finish', 'pareto_front',
-           'plot_pareto', 'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe',
-           'find_tables', 'concat_tables', 'first_column', 'save_into', 'latest_run', 'training_figures',
-           'pareto_figures', 'action_ratio_figures', 'sample_scores', 'accuracy_table', 'corruption_figures',
-           'metric_bars_figures', 'rebuild_figures', 'figures_main']
+__all__ = ['THEME', 'DPI', 'LABELS', 'CI_LEVEL', 'CI_RESAMPLES', 'FORMATS', 'ACTION_COLS', 'FIGURE_RECIPES', 'HEADLINE_RECIPES',
+           'HEADLINE_COLUMNS', 'SAMPLE_COLUMNS', 'theme_rc', 'palette', 'set_theme', 'themed', 'is_loss',
+           'column_label', 'bootstrap_ci', 'cell_stats', 'load_table', 'need_columns', 'figure_bytes', 'save_figure',
+           'in_kernel', 'table_bytes', 'recording', 'save_table', 'finish', 'pareto_front', 'plot_pareto',
+           'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe',
+           'headline_recipe', 'check_headline', 'study_headline', 'find_tables', 'concat_tables', 'first_column',
+           'save_into', 'latest_run', 'training_figures', 'pareto_figures', 'action_ratio_figures', 'sample_scores',
+           'accuracy_table', 'accuracy_headline', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures',
+           'rebuild_all', 'figures_main']
 
 # %% ../nbs/55_figures.ipynb #fb0aabf6
 THEME = dict(style='whitegrid', context='paper', palette='colorblind', font='DejaVu Sans', font_scale=1.0)
@@ -160,9 +162,40 @@ def in_kernel() -> bool:
     ip = sys.modules.get('IPython') and sys.modules['IPython'].get_ipython()
     return getattr(ip, 'kernel', None) is not None
 
+# %% ../nbs/55_figures.ipynb #3e751408
+def table_bytes(df:pd.DataFrame) -> bytes:
+    "`df` as CSV bytes fixed by its data: no index, `\\n` line ends"
+    return df.to_csv(index=False, lineterminator='\n').encode()
+
+_RECORDING: list[dict] = []  # open `recording()` blocks
+
+def _record(files:Sequence[Path]=(), fig:Figure|None=None):
+    for r in _RECORDING:
+        r['files'] += list(files)
+        if fig is not None: r['figures'].append(fig)
+
+@contextmanager
+def recording():
+    "Collect `dict(files=[…], figures=[…])`: the files written and the figures finished inside the block"
+    rec = dict(files=[], figures=[])
+    _RECORDING.append(rec)
+    try: yield rec
+    finally: _RECORDING.remove(rec)
+
+def save_table(df:pd.DataFrame, out_dir, name:str) -> Path:
+    "Write `out_dir/name.csv` atomically (`table_bytes`); return its path"
+    if not re.fullmatch(r'[\w.\-]+', name): raise ValueError(f"table name {name!r}: use letters, digits, '_', '-', '.'")
+    p = atomic_write_bytes(Path(out_dir)/f'{name}.csv', table_bytes(df))
+    _record([p])
+    return p
+
+# %% ../nbs/55_figures.ipynb #5efa5fc3
 def finish(fig:Figure, study:str|None=None, name:str='figure', out='figures', show:bool|None=None) -> Figure:
-    "Save `fig` under `out/study/` when `study` is given, display it in a kernel, and return it"
+    "Save `fig` (and its `data_table` as CSV) under `out/study/` when `study` is given, display it in a kernel, and return it"
     fig.saved = save_figure(fig, Path(out)/study, name) if study else []
+    tab = getattr(fig, 'data_table', None)
+    fig.tables = [save_table(tab, Path(out)/study, name)] if study and isinstance(tab, pd.DataFrame) else []
+    _record(fig.saved, fig)
     if show or (show is None and in_kernel()):
         from IPython.display import Image, display
         display(Image(data=figure_bytes(fig, 'png')))
@@ -226,6 +259,7 @@ def plot_pareto(data, # table with a cost and an accuracy column
         ax.set(xlabel=column_label(x), ylabel=column_label(y), title=title or '')
         ax.legend(fontsize=7, loc='lower right')
     fig.front = front
+    fig.data_table = df[[c for c in (hue, x, y, annotate) if c]].assign(on_pareto_front=df.index.isin(front.index))
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #117cfb5b
@@ -252,6 +286,7 @@ def plot_action_ratio(data, label='baseline_name', # column(s) naming each bar
         ax.set(xlim=(0, 1), xlabel='share of questions', title=title or '')
         ax.legend(ncols=len(cols), fontsize=7, loc='lower center', bbox_to_anchor=(0.5, 1.0))
         ax.grid(axis='y', visible=False)
+    fig.data_table = df[[*labs, *cols]]
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #e62c94b1
@@ -264,11 +299,12 @@ def plot_corruption(data, x:str='corruption_level', y:str='accuracy', hue:str|No
     df = df.assign(_hue=df[hue].astype(str) if hue else 'all', _panel=df[col].astype(str) if col else '')
     hues = sorted(df['_hue'].unique())
     colors, span = _colors(hues), float(df[x].max() - df[x].min()) or 1.0
-    n_ci = 0
+    n_ci, tables = 0, []
     with themed():
         fig, axes = _new(figsize=(2.2 + 2.6*len(panels), 3.0), ncols=len(panels), sharey=True)
         for ax, pnl in zip(axes, panels):
             st = cell_stats(df[df['_panel'] == pnl], ['_hue', x], y, ci)
+            tables.append(st.assign(_panel=pnl))
             for k, h in enumerate(hues):
                 e = st[st['_hue'] == h].sort_values(x)
                 if not len(e): continue
@@ -280,6 +316,8 @@ def plot_corruption(data, x:str='corruption_level', y:str='accuracy', hue:str|No
         axes[-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), borderaxespad=0)
         if title: fig.suptitle(title, fontsize=10)
     fig.n_intervals = n_ci
+    fig.data_table = pd.concat(tables, ignore_index=True).rename(columns={'_hue': hue or 'series', '_panel': col or 'panel'})[
+        [col or 'panel', hue or 'series', x, y, 'n_rows', 'ci_low', 'ci_high']]
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #9fa01f5e
@@ -312,6 +350,7 @@ def plot_training(data, x:str='step', y:str|Sequence[str]|None=None, # columns; 
         if logy and losses: axes[0].set_yscale('log')
         axes[0].set_title(title or '')
         axes[-1].set_xlabel(column_label(x))
+    fig.data_table = df[[c for c in dict.fromkeys([x, hue, *ys]) if c]]
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #590ea58a
@@ -326,12 +365,13 @@ def plot_metric_bars(data, x:str='model', metrics:str|Sequence[str]=('accuracy',
     cats = list(dict.fromkeys(df['_x']))
     series = sorted(df['_hue'].unique()) if hue else ms
     colors = palette(n=max(10, len(series)))
-    w, n_ci = 0.8/len(series), 0
+    w, n_ci, tables = 0.8/len(series), 0, []
     with themed():
         fig, (ax,) = _new(figsize=(max(3.2, 1.2 + 0.45*len(cats)*len(series)) + (1.2 if len(series) > 1 else 0), 3.0))
         for k, sname in enumerate(series):
             st = cell_stats(df[df['_hue'] == sname], ['_x'], ms[0], ci) if hue else cell_stats(df, ['_x'], sname, ci)
             st = st.set_index('_x').reindex(cats)
+            tables.append(st.reset_index().rename(columns={ms[0] if hue else sname: 'value'}).assign(_series=sname))
             vals = st[ms[0] if hue else sname].to_numpy(float)
             xs = np.arange(len(cats)) + (k - (len(series) - 1)/2)*w
             ax.bar(xs, vals, width=w*0.95, color=colors[k], label=column_label(sname) if not hue else sname)
@@ -340,11 +380,13 @@ def plot_metric_bars(data, x:str='model', metrics:str|Sequence[str]=('accuracy',
                 if not np.isnan(v): ax.annotate(fmt.format(v), (xi, v if np.isnan(hi) else max(v, hi)), xytext=(0, 1), textcoords='offset points',
                                                 ha='center', va='bottom', fontsize=6)
         ax.set_xticks(range(len(cats)), cats, fontsize=7)
-        yl = ylabel or (column_label(ms[0]) if len(ms) == 1 else 'value')
-        ax.set(ylabel=yl + (f' ({CI_LEVEL:.0%} bootstrap CI)' if n_ci else ''), title=title or '')
+        yl = ylabel or ' / '.join(column_label(m) for m in ms)
+        ax.set(xlabel=column_label(x), ylabel=yl + (f' ({CI_LEVEL:.0%} bootstrap CI)' if n_ci else ''), title=title or '')
         ax.grid(axis='x', visible=False)
         if len(series) > 1: ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.n_intervals = n_ci
+    fig.data_table = pd.concat(tables, ignore_index=True).rename(columns={'_x': x, '_series': hue or 'metric'})[
+        [x, hue or 'metric', 'value', 'n_rows', 'ci_low', 'ci_high']]
     return finish(fig, study, name, out, show)
 
 # %% ../nbs/55_figures.ipynb #9f8d5dc7
@@ -354,6 +396,37 @@ def figure_recipe(study:str, # the study's folder name under `runs/`
                  ):
     "Register `fn(run_dir:Path, out_dir:Path) -> list[Path]` as the figure recipe of `study`"
     return FIGURE_RECIPES.register(study)
+
+# %% ../nbs/55_figures.ipynb #e170acbe
+HEADLINE_RECIPES = Registry('headline recipe')  # study name -> fn(run_dir:Path) -> list[dict]
+HEADLINE_COLUMNS = ('setting', 'metric', 'value', 'ci_low', 'ci_high', 'n', 'unit', 'source')
+
+def headline_recipe(study:str, # the study's folder name under `runs/`
+                   ):
+    "Register `fn(run_dir:Path) -> list[dict]` (rows of `HEADLINE_COLUMNS`) as the headline numbers of `study`"
+    return HEADLINE_RECIPES.register(study)
+
+def _number(v) -> bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+def check_headline(rows, where:str='headline') -> list[dict]:
+    "`rows` as dicts with every `HEADLINE_COLUMNS` key (missing ones None); a bad row is a `ValueError` naming its field"
+    if not isinstance(rows, (list, tuple)): raise ValueError(f"{where}: expected a list of rows, got {type(rows).__name__}")
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict): raise ValueError(f"{where}: row {i} is a {type(r).__name__}, not a dict")
+        if bad := [k for k in r if k not in HEADLINE_COLUMNS]:
+            raise ValueError(f"{where}: row {i}: unknown field {bad[0]!r}{suggest(bad[0], HEADLINE_COLUMNS)}; fields: {', '.join(HEADLINE_COLUMNS)}")
+        if not isinstance(r.get('metric'), str) or not r['metric']: raise ValueError(f"{where}: row {i}: field 'metric' must be a non-empty string")
+        if not _number(r.get('value')): raise ValueError(f"{where}: row {i} ({r['metric']}): field 'value' must be a number, got {r.get('value')!r}")
+        for k in ('ci_low', 'ci_high', 'n'):
+            if r.get(k) is not None and not _number(r[k]): raise ValueError(f"{where}: row {i} ({r['metric']}): field {k!r} must be a number or None, got {r[k]!r}")
+        out.append({k: r.get(k) for k in HEADLINE_COLUMNS})
+    return out
+
+def study_headline(study:str, run_dir) -> list[dict]|None:
+    "The checked headline rows of a recorded run of `study` (None when the study registers no headline recipe)"
+    if study not in HEADLINE_RECIPES: return None
+    return check_headline(HEADLINE_RECIPES.get(study)(Path(run_dir)), f"headline of {study} ({run_dir})")
 
 # %% ../nbs/55_figures.ipynb #08f4f769
 def find_tables(run_dir, patterns:Sequence[str], needs:Sequence[str]=()) -> list[pd.DataFrame]:
@@ -445,6 +518,30 @@ def accuracy_table(run_dir) -> pd.DataFrame|None:
         if per is not None: agg = agg[~agg['method'].astype(str).isin(set(per['method']))]   # per-sample rows replace their aggregates
     return concat_tables([t for t in (per, agg) if t is not None and len(t)])
 
+# %% ../nbs/55_figures.ipynb #89b25873
+def accuracy_headline(run_dir, # a recorded run (its `accuracy_table`)
+                      dataset:str='all', # the dataset rows to summarise ('all': every sample)
+                      methods:Sequence[str]|None=None, # default: every method, sorted
+                     ) -> list[dict]:
+    "Headline rows per method: clean accuracy (level 0) and accuracy under corruption (levels > 0), 95 % bootstrap intervals over sample rows"
+    df = accuracy_table(run_dir)
+    if df is None: return []
+    if 'dataset' in df.columns and (dataset != 'all' or (df['dataset'].astype(str) == 'all').any()):
+        df = df[df['dataset'].astype(str) == dataset]   # aggregates recorded per dataset only: 'all' is their mean
+    lv = df['corruption_level'].astype(float).fillna(0) if 'corruption_level' in df.columns else pd.Series(0.0, index=df.index)
+    rows = []
+    for m in methods or sorted(df['method'].astype(str).unique()):
+        for metric, part in (('clean accuracy', df[(df['method'].astype(str) == m) & (lv == 0)]),
+                             ('accuracy under corruption (levels > 0)', df[(df['method'].astype(str) == m) & (lv > 0)])):
+            if not len(part): continue
+            v = part['accuracy'].astype(float)
+            per_sample = 'id' in part.columns and part['id'].notna().all()
+            lo, hi = bootstrap_ci(v) if per_sample and len(v) > 1 else (None, None)
+            src = ', '.join(sorted(set(part['source'].astype(str)))) if 'source' in part.columns else None
+            rows.append(dict(setting=m, metric=metric, value=round(float(v.mean()), 6), ci_low=lo, ci_high=hi,
+                             n=len(v) if per_sample else None, unit='fraction correct', source=src))
+    return rows
+
 # %% ../nbs/55_figures.ipynb #b14d4ace
 def corruption_figures(run_dir, out_dir) -> list[Path]:
     "Accuracy against corruption level per method and dataset, and clean accuracy per dataset (`accuracy_table`)"
@@ -498,15 +595,38 @@ def rebuild_figures(root='runs', # recorded runs: `<root>/<study>/<run>/…`
         written[s] = (recipe(r, Path(out)/s) if recipe else []) + training_figures(r, Path(out)/s)
     return written
 
+# %% ../nbs/55_figures.ipynb #f3f6f066
+def rebuild_all(root='runs', # recorded runs: `<root>/<study>/<run>/…`
+                out='figures', # figures and tables go to `<out>/<study>/`
+                studies:Sequence[str]|None=None, # default: every study folder under `root`
+               ) -> dict[str, dict]:
+    "Redraw every study's figures and tables from its latest recorded run; `{study: dict(run, files, figures, headline)}`"
+    root, res = Path(root), {}
+    if not root.is_dir(): raise FileNotFoundError(f"{root}: no runs folder (run a study first: vlm_nb reproduce --all)")
+    for s in studies or sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
+        with recording() as rec: rebuild_figures(root, out, [s])
+        run = latest_run(root/s)
+        head = study_headline(s, run) if run is not None else None
+        if head: rec['files'].append(save_table(pd.DataFrame(head, columns=list(HEADLINE_COLUMNS)).astype({'n': 'Int64'}), Path(out)/s, 'headline'))
+        res[s] = dict(run=run, files=list(dict.fromkeys(rec['files'])), figures=rec['figures'], headline=head)
+    return res
+
 # %% ../nbs/55_figures.ipynb #5758ca8e
 def figures_main(argv:list|None=None) -> int:
     "`vlm_nb figures`: redraw the figures of recorded runs"
     ap = argparse.ArgumentParser(prog='vlm_nb figures', description='Redraw paper figures from recorded results (no model needed)')
-    ap.add_argument('--runs-dir', default='runs'); ap.add_argument('--out', default='figures')
+    ap.add_argument('--runs-dir', default='runs', help='recorded runs: RUNS_DIR/<study>/<run>/ (default: runs)')
+    ap.add_argument('--out', default='figures', help='figures go to OUT/<study>/ (default: figures)')
+    ap.add_argument('--all', action='store_true', help="every recorded study's figures (PNG + PDF), their CSV tables and headline.csv")
     ap.add_argument('--study', action='append', help='study to redraw (repeatable; default: all recorded)')
     ap.add_argument('--run', default=None, help='a specific run folder (with one --study)')
     a = ap.parse_args(argv)
-    try: res = rebuild_figures(a.runs_dir, a.out, a.study, a.run)
+    try:
+        if a.all and (a.study or a.run): raise ValueError("--all redraws every recorded study: give it without --study / --run")
+        if a.all:
+            full = rebuild_all(a.runs_dir, a.out)
+            res = {s: r['files'] for s, r in full.items()}
+        else: res = rebuild_figures(a.runs_dir, a.out, a.study, a.run)
     except (FileNotFoundError, ValueError) as e:
         print(f"[vlm_nb] error: {e}", file=sys.stderr); return 1
     if not any(res.values()):
@@ -514,8 +634,10 @@ def figures_main(argv:list|None=None) -> int:
               f"({', '.join(res) or 'no study folders'}); run a study first: vlm_nb reproduce --study …", file=sys.stderr)
         return 1
     for s, paths in res.items():
-        print(f"[vlm_nb] {s}: {len(paths)} file(s)" + (f" in {Path(a.out)/s}" if paths else ' (no recorded results to draw)'))
+        kinds = {k: sum(1 for p in paths if Path(p).suffix == f'.{k}') for k in ('png', 'pdf', 'csv')}
+        what = f"{len(paths)} file(s)" + (f" ({kinds['png']} PNG, {kinds['pdf']} PDF, {kinds['csv']} CSV)" if a.all else '')
+        print(f"[vlm_nb] {s}: {what}" + (f" in {Path(a.out)/s}" if paths else ' (no recorded results to draw)'))
         for p in paths: print(f"  {p}")
     return 0
 
-COMMANDS.register('figures', figures_main, help='redraw figures from recorded results')
+COMMANDS.register('figures', figures_main, help='redraw figures and tables from recorded results')

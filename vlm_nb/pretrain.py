@@ -191,7 +191,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       work_dir=None, # suites, raw model and training run (None: `<data.root>/pretrain`)
                       build:dict|None=None, # `build_tiny_vlm` settings (vocab_size, hidden_size, …)
                       workers:int|None=None, # suite generator processes (None: all cores)
-                      threads:int=1, # torch CPU threads while training (1: fastest on shared CPUs; 0: torch's default)
+                      threads:int=1, # torch CPU threads while training (1: 1.2-1.35x slower than 2 on an idle 2-core machine, 2-5x faster when other work shares the cores; bench/results/pretrain.csv)
                       score_counts:dict|None=None, # held-out items per suite scored into `base_build.json` (None: `SCORE_VAL`; {}: none)
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"

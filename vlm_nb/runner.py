@@ -15,11 +15,14 @@ from papermill.exceptions import PapermillExecutionError
 from tqdm import tqdm as tqdm_std
 import vlm_nb
 from .registry import suggest
-from .records import PROGRESS_ENV, RUNNER_ENV, atomic_write_json, mark_run, process_info
+from .records import PROGRESS_ENV, RUNNER_ENV, atomic_write_bytes, atomic_write_json, mark_run, process_info, run_status
+from .figures import HEADLINE_COLUMNS, study_headline
 
 # %% auto #0
-__all__ = ['KERNEL_NAME', 'INLINE_FIGURES', 'repo_root', 'ensure_kernel', 'study_of', 'notebook_parameters', 'NotebookFailed',
-           'NotebookInterrupted', 'progress_text', 'ProgressTail', 'run_notebook', 'study_notebooks', 'reproduce']
+__all__ = ['KERNEL_NAME', 'INLINE_FIGURES', 'SUMMARY_COLUMNS', 'repo_root', 'ensure_kernel', 'study_of', 'notebook_parameters',
+           'NotebookFailed', 'NotebookInterrupted', 'progress_text', 'ProgressTail', 'run_notebook', 'profile_tag',
+           'study_runs', 'notebook_status', 'study_notebooks', 'reproduce_plan', 'reproduce', 'study_run_info',
+           'summary_table', 'summary_markdown', 'write_summary', 'reproduce_all']
 
 # %% ../nbs/90_runner.ipynb #1459e5a3
 KERNEL_NAME = 'vlm_nb'
@@ -270,6 +273,24 @@ def run_notebook(nb_path, # experiment notebook
     if md.get('writer') == 'runner': mark_run(out_dir, 'ok')  # the notebook kept no record of its own
     return nb_out
 
+# %% ../nbs/90_runner.ipynb #6c0d76b8
+def profile_tag(profile:str) -> str:
+    "The name a profile gives its run folders: the profile's name, or a YAML file's stem"
+    return Path(profile).stem if str(profile).endswith(('.yaml', '.yml')) else str(profile)
+
+def study_runs(study:str, runs_dir='runs', profile:str|None=None) -> list[Path]:
+    "Study run folders `<runs_dir>/<study>/<profile>-<YYYYmmdd-HHMMSS>` (of `profile` when given), oldest first"
+    d = Path(runs_dir)/study
+    if not d.is_dir(): return []
+    pat = re.compile(rf"^{re.escape(profile_tag(profile)) if profile else '.+'}-(\d{{8}}-\d{{6}})$")
+    found = [(pat.match(p.name), p) for p in d.iterdir() if p.is_dir()]
+    return [p for _, p in sorted((m.group(1), p) for m, p in found if m)]
+
+def notebook_status(run_dir, nb) -> str:
+    "Status of notebook `nb` in a study run folder: 'ok', 'failed', 'interrupted', 'running', 'dead', or 'not run'"
+    f = Path(run_dir)/Path(nb).stem/'run_metadata.json'
+    return run_status(f) if f.exists() else 'not run'
+
 # %% ../nbs/90_runner.ipynb #f6d99e75
 def study_notebooks(study:str, root=None) -> list[Path]:
     "Experiment notebooks of `study` in run order"
@@ -279,18 +300,126 @@ def study_notebooks(study:str, root=None) -> list[Path]:
         raise ValueError(f"unknown study {study!r}{suggest(study, avail)}; studies: {', '.join(avail)}")
     return sorted(p for p in d.glob('[0-9]*.ipynb'))
 
+def reproduce_plan(study:str, profile:str='tiny', runs_dir='runs',
+                   only:list|None=None, # only notebooks whose stem starts with one of these
+                   resume:bool=False, # continue the latest run folder of `study` and `profile`
+                   root=None, # repository root (default: found from the cwd)
+                  ) -> tuple[Path|None, list[tuple[Path, str]]]:
+    "The run folder `reproduce` continues (None: a new one) and each notebook with 'run' or 'skip' (finished there)"
+    nbs = [nb for nb in study_notebooks(study, root) if not only or any(nb.stem.startswith(o) for o in only)]
+    prev = study_runs(study, runs_dir, profile) if resume else []
+    if not prev: return None, [(nb, 'run') for nb in nbs]
+    run, plan = prev[-1], []
+    for nb in nbs:
+        st = notebook_status(run, nb)
+        if st == 'running':
+            raise FileExistsError(f"{run/nb.stem} is still running (its process is alive): wait for it or stop it before resuming")
+        plan.append((nb, 'skip' if st == 'ok' else 'run'))
+    return run, plan
+
 def reproduce(study:str, # study folder under nbs/experiments
               profile:str='tiny', # config profile passed to every notebook
               runs_dir='runs', # root of run folders
               only:list|None=None, # run only notebooks whose stem starts with one of these
               progress:bool=True,
+              resume:bool=False, # continue the latest run folder of this study and profile (see above)
+              root=None, # repository root (default: found from the cwd)
              ) -> list[Path]:
-    "Run every notebook of `study` in order; return the executed notebooks"
-    outs, stamp = [], dt.datetime.now().strftime('%Y%m%d-%H%M%S')
-    for nb in study_notebooks(study):
-        if only and not any(nb.stem.startswith(o) for o in only): continue
+    "Run every notebook of `study` in order (skipping those a resumed run finished); return the executed notebooks"
+    run, plan = reproduce_plan(study, profile, runs_dir, only, resume, root)
+    if run is None: run = Path(runs_dir)/study/f"{profile_tag(profile)}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    else: print(f"[vlm_nb] {study}: resuming {run}", flush=True)
+    outs = []
+    for nb, action in plan:
+        if action == 'skip':
+            print(f"[vlm_nb] {study}: {nb.name} already finished in {run/nb.stem}; skipping", flush=True)
+            outs.append(run/nb.stem/nb.name); continue
         params = {'profile': profile} if 'profile' in notebook_parameters(nb) else {}
         print(f"[vlm_nb] {study}: running {nb.name} (profile {profile})", flush=True)
-        outs.append(run_notebook(nb, params, runs_dir=runs_dir, progress=progress,
-                                 output_dir=Path(runs_dir)/study/f"{profile}-{stamp}"/nb.stem))
+        outs.append(run_notebook(nb, params, runs_dir=runs_dir, progress=progress, output_dir=run/nb.stem))
     return outs
+
+# %% ../nbs/90_runner.ipynb #c5ebec6e
+SUMMARY_COLUMNS = ('study', 'run', 'status', 'notebooks', 'minutes', *HEADLINE_COLUMNS, 'note')
+
+def _seconds(md:dict) -> float|None:
+    try: return (dt.datetime.fromisoformat(md['end_time']) - dt.datetime.fromisoformat(md['start_time'])).total_seconds()
+    except (KeyError, TypeError, ValueError): return None
+
+def study_run_info(run_dir, study:str, root=None) -> dict:
+    "Status of a study run folder: 'ok' when every notebook of the study finished, the notebooks done, and their minutes"
+    run = Path(run_dir)
+    try: stems = [nb.stem for nb in study_notebooks(study, root)]
+    except ValueError: stems = sorted(p.name for p in run.iterdir() if (p/'run_metadata.json').exists())  # a study no longer built
+    sts = {s: notebook_status(run, s) for s in stems}
+    done = [s for s, st in sts.items() if st == 'ok']
+    bad = next((f"{st} in {s}" for s, st in sts.items() if st not in ('ok', 'not run')), None)
+    if not stems: status = 'nothing run'
+    else: status = 'ok' if len(done) == len(stems) else bad or f"incomplete: next {next(s for s, st in sts.items() if st != 'ok')}"
+    secs = [_seconds(json.loads((run/s/'run_metadata.json').read_text())) for s in stems if (run/s/'run_metadata.json').exists()]
+    secs = [x for x in secs if x is not None]
+    return dict(status=status, notebooks=f"{len(done)}/{len(stems)}", minutes=round(sum(secs)/60, 1) if secs else None)
+
+# %% ../nbs/90_runner.ipynb #aa469f0b
+def summary_table(runs_dir='runs', # the root of the study run folders
+                  studies:list|None=None, # default: every study folder under `runs_dir`
+                  profile:str|None=None, # only runs of this profile (default: the latest of any)
+                  root=None) -> list[dict]:
+    "One row per headline number of each study's latest run (`SUMMARY_COLUMNS`); a study without one gets a row saying why"
+    runs_dir = Path(runs_dir)
+    if studies is None: studies = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and study_runs(p.name, runs_dir)) if runs_dir.is_dir() else []
+    rows = []
+    for s in studies:
+        runs = study_runs(s, runs_dir, profile)
+        if not runs: rows.append(dict(study=s, status='no recorded run', note=f"run it: vlm_nb reproduce --study {s}")); continue
+        base = dict(study=s, run=str(runs[-1].relative_to(runs_dir)), **study_run_info(runs[-1], s, root))
+        try: head = study_headline(s, runs[-1])
+        except Exception as e: head, base['note'] = [], f"headline recipe failed: {type(e).__name__}: {e}"
+        if head is None: base['note'] = 'the study registers no headline recipe (vlm_nb.figures.headline_recipe)'
+        elif not head and 'note' not in base: base['note'] = 'no headline numbers recorded yet'
+        rows += [{**base, **h} for h in head] if head else [base]
+    return [{k: r.get(k) for k in SUMMARY_COLUMNS} for r in rows]
+
+# %% ../nbs/90_runner.ipynb #a4e345f8
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and v != v): return ''
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+def summary_markdown(rows:list[dict]) -> str:
+    "The summary rows as a markdown table, each run linked once (paths relative to the runs folder)"
+    head = ['study', 'run', 'status', 'min', 'setting', 'metric', 'value', '95 % CI', 'n', 'note']
+    out = ['# Headline numbers of every study', '',
+           'Written by `vlm_nb reproduce` from the latest run of each study (`min`: minutes its notebooks took; intervals as '
+           'each study records them; `figures/<study>/` holds the figures).', '',
+           '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for i, r in enumerate(rows):
+        first = i == 0 or (rows[i-1]['study'], rows[i-1]['run']) != (r['study'], r['run'])   # study, run, status and time once per run
+        ci = f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}" if r.get('ci_low') is not None and r.get('ci_high') is not None else ''
+        run = f"[{Path(r['run']).name}]({r['run']}/)" if r.get('run') else ''
+        metric = f"{r['metric']} ({r['unit']})" if r.get('unit') and r.get('metric') else _fmt(r.get('metric'))
+        cells = [*([r['study'], run, r.get('status'), _fmt(r.get('minutes'))] if first else [''] * 4), _fmt(r.get('setting')), metric, _fmt(r.get('value')), ci,
+                 _fmt(r.get('n')), _fmt(r.get('note'))]
+        out.append('| ' + ' | '.join(str(c or '').replace('|', '/') for c in cells) + ' |')
+    return '\n'.join(out) + '\n'
+
+def write_summary(runs_dir='runs', studies:list|None=None, profile:str|None=None, root=None) -> tuple[Path, Path]:
+    "Write `<runs_dir>/summary.csv` and `summary.md` (see `summary_table`); return their paths"
+    import pandas as pd
+    rows = summary_table(runs_dir, studies, profile, root)
+    csv_bytes = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)).astype({'n': 'Int64'}).to_csv(index=False, lineterminator='\n').encode()
+    return (atomic_write_bytes(Path(runs_dir)/'summary.csv', csv_bytes),
+            atomic_write_bytes(Path(runs_dir)/'summary.md', summary_markdown(rows).encode()))
+
+# %% ../nbs/90_runner.ipynb #fd72e2e7
+def reproduce_all(studies:list, # study folders under nbs/experiments, in run order
+                  profile:str='tiny', runs_dir='runs', resume:bool=False, progress:bool=True, root=None) -> dict[str, list[Path]]:
+    "`reproduce` each study in order (the first failure stops), then `write_summary`; `{study: executed notebooks}`"
+    done = {}
+    try:
+        for k, s in enumerate(studies):
+            print(f"[vlm_nb] === study {k+1}/{len(studies)}: {s} (profile {profile}) ===", flush=True)
+            done[s] = reproduce(s, profile, runs_dir, progress=progress, resume=resume, root=root)
+    finally:
+        csv_p, md_p = write_summary(runs_dir, list(studies), profile, root)
+        print(f"[vlm_nb] headline numbers of {len(studies)} studies: {md_p} (and {csv_p.name})", flush=True)
+    return done

@@ -352,7 +352,8 @@ def init_distributed(tc) -> DistInfo:
     world, cuda = info.world_size, torch.cuda.is_available()
     info.device = torch.device('cuda', info.local_rank) if cuda else torch.device('cpu')
     if cuda: torch.cuda.set_device(info.device)
-    threads = tc.threads or (max(1, _cores() // info.local_world_size) if world > 1 else 0)
+    own_env = world == 1 and 'OMP_NUM_THREADS' in os.environ  # a single process started with an explicit thread count keeps it
+    threads = tc.threads or (0 if own_env else max(1, _cores() // info.local_world_size))
     if threads and not cuda: torch.set_num_threads(threads)
     if tc.backend == 'single':
         if world > 1: raise ConfigError(f"train.backend='single' but WORLD_SIZE={world}: use ddp, fsdp or deepspeed with several workers")
@@ -478,6 +479,7 @@ class Trainer:
         self.cfg, self.tc = cfg, cfg.train
         self.hooks = list(hooks) + make_hooks(self.tc.hooks, cfg)
         self.step_fn = step if step is not None else STEPS.get(self.tc.step, 'train.step')(cfg)
+        self.threads_before = torch.get_num_threads()  # restored by `close`: a notebook kernel goes on after training
         self.dist = init_distributed(self.tc)
         self.step = self.position = 0
         self.engine = self.writer = self.log_csv = None
@@ -955,6 +957,7 @@ def close(self, failed:bool=False):
     "Close the logs and the process group this trainer opened (without it gloo workers may crash at exit); no barrier after a failure"
     if self.closed: return
     self.closed = True
+    if not torch.cuda.is_available(): torch.set_num_threads(self.threads_before)
     if self.writer is not None: self.writer.close()
     if self.dist.distributed and self.dist.owns_group:
         try:

@@ -11,8 +11,97 @@ import numpy as np
 from .sources import ConvertContext, SourceError, field_of, first_existing, json_records, need_split, source, str_list, with_prefix
 
 # %% auto #0
-__all__ = ['SCANQA_DIRS', 'SQA3D_DIRS', 'ZUP_TO_YUP', 'ARKIT_VIEWS', 'ARKIT_FOLDS', 'scanqa', 'sqa3d', 'zup_to_yup', 'box_action',
+__all__ = ['SCANNET_VIEWS', 'SCANNET_DIRS', 'SCANNET_PARTS', 'DEPTH_HIST_BINS', 'DEPTH_HIST_RANGE', 'SCANQA_DIRS', 'SQA3D_DIRS',
+           'ZUP_TO_YUP', 'ARKIT_VIEWS', 'ARKIT_FOLDS', 'find_scans', 'read_matrix', 'spread', 'scannet_frames',
+           'depth_histogram', 'scannet_views', 'ScanNetViews', 'scanqa', 'sqa3d', 'zup_to_yup', 'box_action',
            'roomplan_question', 'pick_views', 'arkitscenes']
+
+# %% ../../nbs/12_data.scenes.ipynb #b4ed3f57
+SCANNET_VIEWS = 8  # views per sample (the spec's --num-views 8)
+SCANNET_DIRS = ('scans', 'scannet/scans', 'ScanNet/scans')  # where a ScanNet export may sit inside a source folder
+SCANNET_PARTS = ('color', 'depth', 'pose', 'intrinsic')  # folders SensReader writes per scan
+DEPTH_HIST_BINS, DEPTH_HIST_RANGE = 16, (0., 10.)  # as the synthetic rooms' geometry token
+
+def find_scans(src_dir) -> Path|None:
+    "The ScanNet `scans/` folder inside `src_dir`, or None"
+    for d in SCANNET_DIRS:
+        if (Path(src_dir)/d).is_dir(): return Path(src_dir)/d
+    return None
+
+def read_matrix(path, shape:tuple=(4, 4)) -> np.ndarray:
+    "A matrix text file as SensReader writes it; `SourceError` naming the file when it is not one"
+    try: m = np.loadtxt(path, ndmin=2)
+    except (OSError, ValueError) as e: raise SourceError(f"{path}: cannot read a {shape[0]}x{shape[1]} matrix ({type(e).__name__}: {e})") from None
+    if m.shape != shape: raise SourceError(f"{path}: expected a {shape[0]}x{shape[1]} matrix, got shape {m.shape}")
+    return m
+
+# %% ../../nbs/12_data.scenes.ipynb #52df3510
+def _frame_key(stem:str): return (0, int(stem), '') if stem.isdigit() else (1, 0, stem)
+
+def spread(items:list, k:int) -> list:
+    "`k` of `items` evenly spaced, first and last included (all of them when there are at most `k`)"
+    if len(items) <= k: return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, k).round().astype(int)]
+
+def scannet_frames(scene_dir) -> list[str]:
+    "Frames of an exported scan with a colour image, a depth image and a finite pose, in recording order"
+    scene_dir = Path(scene_dir); name = scene_dir.name
+    if not scene_dir.is_dir(): raise SourceError(f"scene {name}: not in the ScanNet export (no folder {scene_dir})")
+    missing = [p + '/' for p in SCANNET_PARTS if not (scene_dir/p).is_dir()]
+    if missing: raise SourceError(f"scene {name}: the ScanNet export lacks {', '.join(missing)} in {scene_dir} "
+                                  "(export the scan with SensReader: --export_color_images --export_depth_images --export_poses --export_intrinsics)")
+    frames = []
+    for f in sorted((p.stem for p in (scene_dir/'color').glob('*.jpg')), key=_frame_key):
+        pose = scene_dir/'pose'/f'{f}.txt'
+        if (scene_dir/'depth'/f'{f}.png').is_file() and pose.is_file() and np.isfinite(read_matrix(pose)).all(): frames.append(f)
+    if not frames: raise SourceError(f"scene {name}: no frame has a colour image, a depth image and a valid pose in {scene_dir}")
+    return frames
+
+# %% ../../nbs/12_data.scenes.ipynb #0fbe7b5b
+def depth_histogram(depth_mm:np.ndarray, bins:int=DEPTH_HIST_BINS, rng:tuple=DEPTH_HIST_RANGE) -> list:
+    "Fractions of the valid (non-zero) depth pixels in `bins` equal bins over `rng` metres"
+    d = np.asarray(depth_mm, float).ravel()/1000.; d = d[d > 0]
+    if not d.size: return [0.0]*bins
+    h, _ = np.histogram(np.clip(d, rng[0], rng[1] - 1e-9), bins=bins, range=rng)
+    return [round(float(x), 4) for x in h/d.size]
+
+def scannet_views(scene_dir, # `scans/<scene>` of a SensReader export
+                  num_views:int=SCANNET_VIEWS, # views to take
+                  root=None, # image paths are relative to this folder (default: the parent of `scans/`)
+                  image_prefix:str='', # prefix joined onto the image paths
+                 ) -> dict:
+    "`num_views` frames spread over the recording: `images`, `depth` paths, `frames` and the `geom_token`"
+    from PIL import Image
+    if not isinstance(num_views, int) or num_views < 1: raise SourceError(f"num_views must be a positive integer, got {num_views!r}")
+    scene_dir = Path(scene_dir); root = Path(root) if root is not None else scene_dir.parent.parent
+    frames = spread(scannet_frames(scene_dir), num_views)
+    K = read_matrix(scene_dir/'intrinsic'/'intrinsic_color.txt')[:3, :3]
+    rel = lambda p: with_prefix(image_prefix, PurePosixPath(p.relative_to(root)).as_posix())
+    Rs, ts, hists = [], [], []
+    for f in frames:
+        pose = read_matrix(scene_dir/'pose'/f'{f}.txt')
+        R = pose[:3, :3].T; Rs.append(R.round(6).tolist()); ts.append((-R @ pose[:3, 3]).round(6).tolist())
+        hists.append(depth_histogram(np.asarray(Image.open(scene_dir/'depth'/f'{f}.png'))))
+    geom = dict(R=Rs, t=ts, K=[K.round(4).tolist()]*len(frames), depth_hist=hists, depth_hist_range=list(DEPTH_HIST_RANGE))
+    return dict(images=[rel(scene_dir/'color'/f'{f}.jpg') for f in frames], depth=[rel(scene_dir/'depth'/f'{f}.png') for f in frames],
+                frames=list(frames), geom_token=geom)
+
+# %% ../../nbs/12_data.scenes.ipynb #b0d1df7a
+class ScanNetViews:
+    "Attach the views of each sample's scan (`meta.scene_id`) from a ScanNet export, reading every scan once"
+    def __init__(self, scans, num_views:int=SCANNET_VIEWS, root=None, image_prefix:str=''):
+        self.scans, self.num_views, self.root, self.prefix, self.cache = Path(scans), num_views, root, image_prefix, {}
+
+    def __call__(self, s:dict) -> dict:
+        sid = field_of(s.get('meta') or {}, 'scene_id')
+        if sid not in self.cache:
+            try: self.cache[sid] = scannet_views(self.scans/sid, self.num_views, self.root, self.prefix)
+            except SourceError as e: self.cache[sid] = e
+        v = self.cache[sid]
+        if isinstance(v, SourceError): raise v
+        s['images'] = list(v['images'])
+        s['meta'].update(depth=list(v['depth']), view_frames=list(v['frames']), geom_token=v['geom_token'])
+        return s
 
 # %% ../../nbs/12_data.scenes.ipynb #77e17673
 SCANQA_DIRS = ('', 'qa', 'data/qa')
@@ -23,14 +112,16 @@ def scanqa(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Ite
     need_split('scanqa', split)
     f = first_existing(src_dir, [f'ScanQA_v1.0_{split}.json'], f'ScanQA {split} file', SCANQA_DIRS)
     labelled = not split.startswith('test')
+    scans = find_scans(src_dir); views = ScanNetViews(scans, SCANNET_VIEWS, src_dir, image_prefix) if scans else None
     def build(r):
         qid = field_of(r, 'question_id')
         ans = str_list(r, 'answers', optional=not labelled) or []
         if labelled and not ans: raise SourceError("field 'answers' is empty")
         meta = dict(scene_id=field_of(r, 'scene_id'), question_id=qid)
         if 'object_ids' in r or labelled: meta.update(object_ids=r['object_ids'], object_names=str_list(r, 'object_names'))
-        return dict(id=f'scanqa/{split}/{qid}', dataset='scanqa', split=split, question=field_of(r, 'question'),
-                    answer=list(ans), answer_type='text', meta=meta)
+        s = dict(id=f'scanqa/{split}/{qid}', dataset='scanqa', split=split, question=field_of(r, 'question'),
+                 answer=list(ans), answer_type='text', meta=meta)
+        return views(s) if views else s
     for i, r in enumerate(json_records(f)):
         s = ctx.guard(f"{f}: record {i}", build, r)
         if s: yield s
@@ -44,6 +135,7 @@ def sqa3d(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iter
     need_split('sqa3d', split)
     qf = first_existing(src_dir, [f'v1_balanced_questions_{split}_scannetv2.json'], f'SQA3D {split} questions file', SQA3D_DIRS)
     af = first_existing(src_dir, [f'v1_balanced_sqa_annotations_{split}_scannetv2.json'], f'SQA3D {split} annotations file', SQA3D_DIRS)
+    scans = find_scans(src_dir); views = ScanNetViews(scans, SCANNET_VIEWS, src_dir, image_prefix) if scans else None
     anns = {}
     for a in json_records(af, 'annotations'):
         if isinstance(a, dict) and 'question_id' in a: anns[a['question_id']] = a
@@ -57,8 +149,9 @@ def sqa3d(src_dir:Path, split:str, image_prefix:str, ctx:ConvertContext) -> Iter
         meta = dict(scene_id=field_of(q, 'scene_id'), question_id=qid, situation=sit,
                     alternative_situation=str_list(q, 'alternative_situation', optional=True) or [],
                     question=text, position=a['position'], rotation=a['rotation'])
-        return dict(id=f'sqa3d/{split}/{qid}', dataset='sqa3d', split=split, question=f"{sit.strip()} {text.strip()}",
-                    answer=answers[0] if len(answers) == 1 else answers, answer_type='text', meta=meta)
+        s = dict(id=f'sqa3d/{split}/{qid}', dataset='sqa3d', split=split, question=f"{sit.strip()} {text.strip()}",
+                 answer=answers[0] if len(answers) == 1 else answers, answer_type='text', meta=meta)
+        return views(s) if views else s
     for i, q in enumerate(json_records(qf, 'questions')):
         s = ctx.guard(f"{qf}: questions[{i}]", build, q)
         if s: yield s

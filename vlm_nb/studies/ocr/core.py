@@ -21,7 +21,7 @@ from ...data.synth import (FAMILIES, FONT_NAMES, _ocr_token, font, item_rng, ima
                                suite, synth_sample)
 from ...models.backbone import load_backbone, save_backbone, merge_lora, torch_dtype
 from ...eval.matrix import drop_images, Method, eval_method, evaluate_dataset, load_eval_model
-from ...figures import bootstrap_ci, figure_recipe, find_tables, concat_tables, plot_metric_bars, plot_training, save_into
+from ...figures import bootstrap_ci, figure_recipe, headline_recipe, find_tables, concat_tables, plot_metric_bars, plot_training, save_into
 
 # %% auto #0
 __all__ = ['OCR_INSTRUCTION', 'FORMS', 'COMPARISON_COLUMNS', 'SWEEP', 'SWEEP_MIDDLE', 'OcrStudyCfg', 'ocr_config_dir',
@@ -29,7 +29,7 @@ __all__ = ['OCR_INSTRUCTION', 'FORMS', 'COMPARISON_COLUMNS', 'SWEEP', 'SWEEP_MID
            'RepetitionGuard', 'trim_repetition', 'guarded_generate', 'ocr_method', 'word_line', 'line_set',
            'make_ocr_words', 'ocr_summary', 'evaluate_ocr', 'four_bit_status', 'study_root', 'train_lora',
            'ocr_backbone', 'prepare_data', 'save_forms', 'load_form', 'prediction_agreement', 'comparison_table',
-           'comparison_figure', 'limits_sweep', 'limits_figure', 'ocr_figures']
+           'comparison_figure', 'limits_sweep', 'limits_figure', 'ocr_figures', 'ocr_headline']
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #1bd7005c
 @section('ocr_study')
@@ -481,6 +481,7 @@ def limits_figure(rows, # `limits_sweep` rows or the path of `limits.csv`
         axes[0][0].set_ylabel('CER (mean per line, 95 % CI)')
         fig.suptitle('What limits the tiny model', fontsize=9)
     kw = dict(study=Path(out_dir).name, out=Path(out_dir).parent) if out_dir is not None else {}
+    fig.data_table = df  # written beside the figure as ocr_limits.csv
     return finish(fig, name='ocr_limits', show=show, **kw)
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #4186452f
@@ -499,3 +500,23 @@ def ocr_figures(run_dir, out_dir) -> list[Path]:
         df = pd.read_csv(m)
         if 'loss' in df: paths += plot_training(df.dropna(subset=['loss']), y='loss', title='ocr LoRA', **save_into(out_dir), name='ocr_lora_training').saved
     return paths
+
+# %% ../../../nbs/studies/ocr/00_ocr.ipynb #6e713078
+@headline_recipe('ocr')
+def ocr_headline(run_dir) -> list[dict]:
+    "Corpus CER / WER per evaluated form (95 % intervals over lines) and the no-image CER of the adapter model"
+    import pandas as pd
+    run_dir, rows = Path(run_dir), []
+    for f in sorted(run_dir.rglob('ocr_model_comparison.csv'))[-1:]:
+        for r in pd.read_csv(f, keep_default_na=False).to_dict('records'):
+            if r['status'] != 'ok': continue
+            for m in ('cer', 'wer'):
+                rows.append(dict(setting=r['form'], metric=f'{m.upper()} (corpus)', value=float(r[f'{m}_corpus']), ci_low=float(r[f'{m}_corpus_lo']),
+                                 ci_high=float(r[f'{m}_corpus_hi']), n=int(r['n']), unit='error rate, lower is better', source=str(f.relative_to(run_dir))))
+    for f in sorted(run_dir.rglob('effect.json'))[-1:]:
+        e = json.loads(f.read_text())
+        if 'cer_lora_no_image' in e:
+            lo, hi = e.get('cer_lora_no_image_ci') or (None, None)
+            rows.append(dict(setting='lora_no_image', metric='CER (corpus)', value=float(e['cer_lora_no_image']), ci_low=lo, ci_high=hi,
+                             unit='error rate, lower is better', source=str(f.relative_to(run_dir))))
+    return rows

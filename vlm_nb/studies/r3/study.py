@@ -18,16 +18,16 @@ from ...models.backbone import load_backbone
 from ...checkpoint import find_checkpoint
 from ...train import in_ipython, parse_train_args
 from ...eval.matrix import as_samples, evaluate_dataset, make_method, resolve_metric, score_of
-from ...figures import LABELS, corruption_figures, figure_recipe
+from ...figures import LABELS, accuracy_headline, corruption_figures, figure_recipe, headline_recipe
 from .core import load_r3, runbook_args
 
 # %% auto #0
-__all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS', 'R3_USAGE',
-           'r3_config_dir', 'check_stage', 'stage_files', 'stage_config', 'study_root', 'stage_dir', 'path_fingerprint',
-           'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage', 'plan_stage', 'run_stage',
-           'record_stage', 'stage_command', 'block_overrides', 'majority_answers', 'majority_rows', 'block_config',
-           'ModelCache', 'eval_block', 'stage_curves', 'r3_figures', 'parse_eval_args', 'run_eval', 'stage_parser',
-           'eval_parser', 'main']
+__all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS',
+           'HEADLINE_BLOCKS', 'R3_USAGE', 'r3_config_dir', 'check_stage', 'stage_files', 'stage_config', 'study_root',
+           'stage_dir', 'path_fingerprint', 'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage',
+           'plan_stage', 'run_stage', 'record_stage', 'stage_command', 'block_overrides', 'majority_answers',
+           'majority_rows', 'block_config', 'ModelCache', 'eval_block', 'stage_curves', 'r3_figures', 'r3_headline',
+           'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser', 'main']
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #993ff5aa
 STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full', 'stage6_long')  # in chain order
@@ -358,6 +358,14 @@ LABELS.update({'loss_r3_align': 'alignment loss', 'loss_r3_gate_conf': 'gate con
 def r3_figures(run_dir, out_dir) -> list[Path]:
     "The r3 study: corruption sweeps and clean accuracy per dataset, with 95 % intervals over each block's samples"
     return corruption_figures(run_dir, out_dir)
+
+# %% ../../../nbs/studies/r3/01_study.ipynb #9301bdea
+HEADLINE_BLOCKS = ('base_clean', 'r3_clean', 'base_corrupt', 'r3_corrupt', 'no_image', 'majority')  # the blocks the summary shows
+
+@headline_recipe('r3')
+def r3_headline(run_dir) -> list[dict]:
+    "Clean and corrupted accuracy on all datasets of the `HEADLINE_BLOCKS` a run evaluated, with 95 % intervals over samples"
+    return accuracy_headline(run_dir, methods=HEADLINE_BLOCKS)
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #d8c219a2
 def _split_list(v:str) -> str:

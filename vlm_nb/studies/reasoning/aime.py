@@ -23,7 +23,7 @@ from ...data import mathsets, synth_text
 from ...eval.metrics import pass_at_k
 from ...eval.matrix import (Method, PredictionCache, as_samples, cache_key, eval_method, evaluate_dataset, make_method,
                                 select_samples)
-from ...figures import (CI_LEVEL, bootstrap_ci, figure_recipe, finish, palette, plot_metric_bars, plot_training,
+from ...figures import (CI_LEVEL, bootstrap_ci, figure_recipe, headline_recipe, finish, palette, plot_metric_bars, plot_training,
                             save_into, themed)
 
 # %% auto #0
@@ -32,7 +32,7 @@ __all__ = ['AIME_SYSTEM_PROMPT', 'AIME_RULES', 'HEADLINE', 'AimeCfg', 'aime_conf
            'combine_sources', 'build_aime_set', 'generate_counting_inputs', 'aime_method', 'problem_records',
            'per_problem', 'headline', 'trivial_baselines', 'aime_results', 'report_name', 'evaluate_aime',
            'stage_weights', 'find_models', 'compare_aime', 'load_reports', 'pass_k_table', 'plot_pass_at_k',
-           'source_table', 'metric_tables', 'reasoning_figures']
+           'source_table', 'metric_tables', 'reasoning_figures', 'reasoning_headline']
 
 # %% ../../../nbs/studies/reasoning/02_aime.ipynb #a1e0c004
 @section('aime')
@@ -438,7 +438,7 @@ def plot_pass_at_k(data:pd.DataFrame, # `pass_k_table` rows
                    title:str='', study:str|None=None, name:str='aime_pass_at_k', out='figures', show:bool|None=None):
     "pass@k against k (log2 axis) per model, with 95 % bootstrap intervals over problems"
     from matplotlib.figure import Figure
-    models = list(dict.fromkeys(data.model))
+    models, tab = list(dict.fromkeys(data.model)), []
     cols = palette(n=max(10, len(models)))
     with themed():
         fig = Figure(figsize=(4.6, 3.2)); ax = fig.subplots()
@@ -447,11 +447,13 @@ def plot_pass_at_k(data:pd.DataFrame, # `pass_k_table` rows
             ks = sorted(d.k.unique())
             mean = [d[d.k == k].pass_at_k.mean() for k in ks]
             ci = np.array([bootstrap_ci(d[d.k == k].pass_at_k) for k in ks])
+            tab += [dict(model=m, k=k, pass_at_k=v, ci_low=lo, ci_high=hi, n_problems=int((d.k == k).sum())) for k, v, (lo, hi) in zip(ks, mean, ci)]
             ax.plot(ks, mean, marker='o', lw=1.4, color=cols[i], label=m)
             ax.fill_between(ks, ci[:, 0], ci[:, 1], color=cols[i], alpha=0.2, lw=0)
         ax.set_xscale('log', base=2); ax.set_xticks(sorted(data.k.unique()), [str(k) for k in sorted(data.k.unique())])
         ax.set(xlabel='k (samples)', ylabel=f'pass@k (unbiased, {CI_LEVEL:.0%} CI)', ylim=(-0.02, 1.02), title=title)
         ax.legend(fontsize=7)
+    fig.data_table = pd.DataFrame(tab, columns=['model', 'k', 'pass_at_k', 'ci_low', 'ci_high', 'n_problems'])  # written beside the figure
     return finish(fig, study, name, out, show)
 
 # %% ../../../nbs/studies/reasoning/02_aime.ipynb #a1e0c056
@@ -491,3 +493,22 @@ def reasoning_figures(run_dir, # a recorded study run
     if 'rewards' in mt: paths += plot_training(mt['rewards'], y=[c for c in mt['rewards'].columns if c != 'step'], title='GRPO rewards', name='grpo_rewards', **kw).saved
     if 'sft' in mt: paths += plot_training(mt['sft'], y='loss', title='SFT loss', name='sft_loss', **kw).saved
     return paths
+
+# %% ../../../nbs/studies/reasoning/02_aime.ipynb #f86b6234
+@headline_recipe('reasoning')
+def reasoning_headline(run_dir) -> list[dict]:
+    "pass@1 and pass@k (largest k) per model on the AIME-style set, 95 % intervals over problems; the most-frequent-answer baseline"
+    run_dir, rows = Path(run_dir), []
+    for f in sorted(run_dir.rglob('aime_model_comparison.json'))[-1:]:
+        c, src = json.loads(f.read_text()), str(f.relative_to(run_dir))
+        for m, v in c['models'].items():
+            lo, hi = v['accuracy_ci']
+            rows.append(dict(setting=m, metric='pass@1', value=v['accuracy'], ci_low=lo, ci_high=hi, n=v['n_problems'], unit='fraction of problems', source=src))
+            if v['pass_at_k']:
+                k = max(v['pass_at_k'], key=int); lo, hi = v['pass_at_k_ci'][k]
+                rows.append(dict(setting=m, metric=f'pass@{k}', value=v['pass_at_k'][k], ci_low=lo, ci_high=hi, n=v['n_problems'], unit='fraction of problems', source=src))
+        if b := c.get('baselines', {}).get('most_frequent_gold'):
+            lo, hi = b.get('accuracy_ci') or (None, None)
+            rows.append(dict(setting='most frequent answer (baseline)', metric='pass@1', value=b['accuracy'], ci_low=lo, ci_high=hi,
+                             unit='fraction of problems', source=src))
+    return rows
