@@ -63,7 +63,7 @@ def test_fallback_and_collapse():
 SMALL = dict(profile='tiny', seed=0, n_train=48, n_val=6, n_test=30, max_steps=4, stage1_steps=2, batch_size=4,
              lambdas=[0.0, 0.2, 2.0], key_lambda=0.2, fit_steps=60, seeds=[0, 1], random_seeds=[42],
              threshold_quantiles=[0.3, 0.7], modes=['full'], quantiles=[0.5], repeats=1, methods=['always_no'],
-             overrides=['policy.log_every=1'])
+             build_base=False, overrides=['policy.log_every=1'])
 ALL_CORE = ('00_', '10_', '11_', '12_', '20_', '30_', '40_', '50_', '51_', '61_', '70_', '90_')
 CORE = ALL_CORE if os.environ.get('VLM_NB_SLOW') == '1' else ('00_', '10_', '11_', '20_', '70_', '90_')
 
@@ -73,10 +73,17 @@ def study(tmp_path_factory):
     runs = tmp_path_factory.mktemp('runs')
     root = runs/'vov'/'tiny-test'
     figs = tmp_path_factory.mktemp('figures')
+    # a random tiny VLM whose tokenizer knows the vov suite, in place of the pre-trained base (a clean clone has none)
+    from vlm_nb.data.synth import generate_suite
+    from vlm_nb.models.tiny import build_tiny_vlm, sample_texts
+    d = tmp_path_factory.mktemp('base')
+    texts = sample_texts(generate_suite('vov', d/'data', 60, seed=0, split='train', workers=1, show_progress=False))
+    base = build_tiny_vlm(d/'model', list(texts) * 3, seed=0, vocab_size=400)
+    small = {**SMALL, 'overrides': [*SMALL['overrides'], f'model.name_or_path={base}']}
     nbs = [nb for nb in study_notebooks('vov', ROOT) if nb.stem.startswith(CORE)]
     for nb in nbs:
         declared = notebook_parameters(nb)
-        params = {k: v for k, v in SMALL.items() if k in declared}
+        params = {k: v for k, v in small.items() if k in declared}
         if 'figures_dir' in declared: params['figures_dir'] = str(figs)
         run_notebook(nb, params, runs_dir=runs, output_dir=root/nb.stem, progress=False, progress_every=0)
     return dict(root=root, figs=figs/'vov', runs=runs, stems=[nb.stem for nb in nbs])
