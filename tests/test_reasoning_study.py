@@ -17,12 +17,17 @@ SMALL = dict(profile='tiny', seed=0,
 def study(tmp_path_factory):
     "Run every notebook of the study like `vlm_nb reproduce --study reasoning --profile tiny`, with `SMALL` parameters"
     runs = tmp_path_factory.mktemp('runs')
-    root = runs/'reasoning'/'tiny-test'
+    root = runs/'reasoning'/'tiny-20260101-000000'  # the `<profile>-<stamp>` folder `vlm_nb reproduce` makes (`study_runs`)
     figs = tmp_path_factory.mktemp('figures')
+    # a random tiny LLM in place of the pre-trained maths LLM (data/models/tiny-qwen3-math: 6 min to build)
+    from vlm_nb.studies.reasoning.grpo import math_family, tiny_math_llm
+    d = tmp_path_factory.mktemp('base')
+    base = tiny_math_llm(d/'llm', [math_family(d/'data', 48, 'train', '')], seed=0, vocab_size=400)
+    small = {**SMALL, 'base_model': str(base)}
     nbs = study_notebooks('reasoning', ROOT)
     for nb in nbs:
         declared = notebook_parameters(nb)
-        params = {k: v for k, v in SMALL.items() if k in declared}
+        params = {k: v for k, v in small.items() if k in declared}
         if 'figures_dir' in declared: params['figures_dir'] = str(figs)
         run_notebook(nb, params, runs_dir=runs, output_dir=root/nb.stem, progress=False, progress_every=0)
     return dict(root=root, figs=figs/'reasoning', runs=runs, stems=[nb.stem for nb in nbs])

@@ -24,7 +24,7 @@ __all__ = ['BUILTIN', 'USER_ERRORS', 'command_names', 'error_line', 'one_line_er
 BUILTIN = ('run', 'reproduce', 'data')  # the commands parsed here
 COMMANDS.homes.update({  # shared modules that register a command on import
     'ocr': 'vlm_nb.ocr', 'retrieval': 'vlm_nb.retrieval', 'train': 'vlm_nb.train', 'figures': 'vlm_nb.figures',
-    'models': 'vlm_nb.pretrain'})
+    'models': 'vlm_nb.pretrain_llm'})
 
 def command_names() -> list[str]:
     "Every command: the built-in ones, the shared modules' and the studies'"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, hashlib, importlib, json, types, typing
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args, get_origin
+from typing import Any, Literal, Optional, Sequence, Union, get_args, get_origin
 import yaml
 from .registry import Registry, suggest
 from .records import atomic_write_text
@@ -15,7 +15,7 @@ from .records import atomic_write_text
 # %% auto #0
 __all__ = ['SECTIONS', 'ConfigError', 'section', 'section_hints', 'RunCfg', 'DataCfg', 'PromptCfg', 'TrainCfg', 'EvalCfg',
            'coerce', 'Config', 'profiles_dir', 'profile_path', 'read_yaml', 'parse_override', 'load_config',
-           'save_config', 'config_from_file']
+           'save_config', 'config_from_file', 'study_config_dir', 'check_study_stage', 'load_study_config']
 
 # %% ../nbs/02_config.ipynb #06cf5c47
 class ConfigError(ValueError):
@@ -317,3 +317,34 @@ def save_config(cfg:Config, path) -> Path:
 def config_from_file(path, *more, overrides=()) -> Config:
     "Rebuild a config from a saved resolved YAML file, plus optional layers"
     return load_config(str(path), *more, overrides=overrides)
+
+# %% ../nbs/02_config.ipynb #d0600183
+def study_config_dir(study:str, # a study package under `vlm_nb.studies`
+                    ) -> Path:
+    "Folder of the config overlays a study ships in its package: `vlm_nb/studies/<study>/configs`"
+    return profiles_dir().parent/'studies'/study/'configs'
+
+# %% ../nbs/02_config.ipynb #c42570c9
+def check_study_stage(study:str, # the study, named in the error
+                      stage:str, # a stage name
+                      stages:Sequence[str], # the study's stages
+                     ) -> str:
+    "`stage` if it is one of `stages`, else a `ConfigError` with the closest name"
+    if stage not in stages: raise ConfigError(f"unknown {study} stage {stage!r}{suggest(stage, stages)}; stages: {', '.join(stages)}")
+    return stage
+
+# %% ../nbs/02_config.ipynb #0bfabd5e
+def load_study_config(study:str, # study package under `vlm_nb.studies`; recorded as `run.study`
+                      profile:str='tiny', # profile name or YAML path
+                      stage:str|None=None, # a stage: its overlay is `<profile>/<stage>.yaml`; recorded as `run.name`
+                      overrides:Sequence[str]=(), # dotted `key=value` overrides, applied last
+                      params:dict|None=None, # papermill parameters as dotted keys (None values skipped)
+                      files:Sequence|None=None, # the study's YAML layers (default: its overlay for `profile`, when it exists)
+                      stages:Sequence[str]|None=None, # the study's stages, to check `stage` against
+                     ) -> Config:
+    "Resolve `profile` ← the study's overlay (`<profile>.yaml`, or `<profile>/<stage>.yaml`) ← `overrides` ← `params`"
+    if stages is not None: check_study_stage(study, stage, stages)
+    if files is None:
+        f = study_config_dir(study)/Path(profile).stem/f'{stage}.yaml' if stage else study_config_dir(study)/f'{Path(profile).stem}.yaml'
+        files = [f] if f.exists() else []
+    return load_config(profile, *files, overrides=[f'run.study={study}', *([f'run.name={stage}'] if stage else []), *overrides], params=params)

@@ -13,7 +13,7 @@ import pandas as pd
 import matplotlib
 from matplotlib.figure import Figure
 from .registry import COMMANDS, Registry, suggest
-from .records import atomic_write_bytes, load_jsonl
+from .records import atomic_write_bytes, load_jsonl, study_runs
 
 # %% auto #0
 __all__ = ['THEME', 'DPI', 'LABELS', 'CI_LEVEL', 'CI_RESAMPLES', 'FORMATS', 'ACTION_COLS', 'FIGURE_RECIPES', 'HEADLINE_RECIPES',
@@ -22,9 +22,9 @@ __all__ = ['THEME', 'DPI', 'LABELS', 'CI_LEVEL', 'CI_RESAMPLES', 'FORMATS', 'ACT
            'in_kernel', 'table_bytes', 'recording', 'save_table', 'finish', 'pareto_front', 'plot_pareto',
            'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe',
            'headline_recipe', 'check_headline', 'study_headline', 'find_tables', 'concat_tables', 'first_column',
-           'save_into', 'latest_run', 'training_figures', 'pareto_figures', 'action_ratio_figures', 'sample_scores',
-           'accuracy_table', 'accuracy_headline', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures',
-           'rebuild_all', 'figures_main']
+           'save_into', 'training_figures', 'pareto_figures', 'action_ratio_figures', 'sample_scores', 'accuracy_table',
+           'accuracy_headline', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures', 'rebuild_all',
+           'figures_main']
 
 # %% ../nbs/55_figures.ipynb #fb0aabf6
 THEME = dict(style='whitegrid', context='paper', palette='colorblind', font='DejaVu Sans', font_scale=1.0)
@@ -454,16 +454,6 @@ def save_into(out_dir) -> dict:
     out_dir = Path(out_dir)
     return dict(study=out_dir.name, out=out_dir.parent, show=False)
 
-# %% ../nbs/55_figures.ipynb #c68d3829
-_STAMP = re.compile(r'(\d{8}-\d{6})$')
-
-def latest_run(study_dir) -> Path|None:
-    "The most recent run folder of a study (by the `YYYYmmdd-HHMMSS` suffix, then name)"
-    runs = [p for p in Path(study_dir).iterdir() if p.is_dir() and not p.name.startswith('.')]
-    if not runs: return None
-    key = lambda p: ((m.group(1) if (m := _STAMP.search(p.name)) else ''), p.name)
-    return max(runs, key=key)
-
 # %% ../nbs/55_figures.ipynb #94e2110d
 def training_figures(run_dir, out_dir) -> list[Path]:
     "Training curves of every metrics CSV (`step` + a loss column) in the run"
@@ -586,7 +576,7 @@ def rebuild_figures(root='runs', # recorded runs: `<root>/<study>/<run>/…`
         for s in studies or []:
             if s not in found:
                 raise FileNotFoundError(f"{root}: no recorded runs of study {s!r}{suggest(s, found)}; recorded: {', '.join(found) or 'none'}")
-        runs = {s: latest_run(root/s) for s in (studies or found)}
+        runs = {s: (study_runs(s, root) or [None])[-1] for s in (studies or found)}
     written = {}
     for s, r in runs.items():
         if r is None: written[s] = []; continue
@@ -605,7 +595,7 @@ def rebuild_all(root='runs', # recorded runs: `<root>/<study>/<run>/…`
     if not root.is_dir(): raise FileNotFoundError(f"{root}: no runs folder (run a study first: vlm_nb reproduce --all)")
     for s in studies or sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
         with recording() as rec: rebuild_figures(root, out, [s])
-        run = latest_run(root/s)
+        run = (study_runs(s, root) or [None])[-1]
         head = study_headline(s, run) if run is not None else None
         if head: rec['files'].append(save_table(pd.DataFrame(head, columns=list(HEADLINE_COLUMNS)).astype({'n': 'Int64'}), Path(out)/s, 'headline'))
         res[s] = dict(run=run, files=list(dict.fromkeys(rec['files'])), figures=rec['figures'], headline=head)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, json, shutil, time
 from pathlib import Path
-from .registry import COMMANDS
 from .records import atomic_dir, atomic_write_json, read_csv
 from .config import load_config, save_config
 from .data.schema import Sample, read_samples
@@ -24,8 +23,8 @@ __all__ = ['BASE_DIR', 'PRETRAIN_MIX', 'PRETRAIN_VAL', 'PRETRAIN_TRAIN', 'IMAGE_
            'TRANSCRIPT_SUITES', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'COPY_KEYS',
            'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'pretrain_suites', 'ImageDropout', 'transcript_line',
            'sample_transcript', 'TranscriptContext', 'make_read_line', 'make_copy_facts', 'base_spec', 'spec_hash',
-           'existing_base', 'ensure_base_model', 'base_info', 'transcript_method', 'base_accuracy', 'base_scores',
-           'list_models', 'models_main']
+           'existing_base', 'save_build', 'ensure_base_model', 'base_info', 'transcript_method', 'base_accuracy',
+           'base_scores']
 
 # %% ../nbs/56_pretrain.ipynb #ab3427d8
 BASE_DIR = 'data/models/tiny-qwen3-vl-base'
@@ -166,18 +165,39 @@ def existing_base(out_dir, spec:dict, force:bool=False) -> bool:
     raise FileExistsError(f"{out} holds a base model built with other settings ({_diff(old, spec)}); pass force=True to rebuild")
 
 # %% ../nbs/56_pretrain.ipynb #09316627
-def _train_cfg(cfg, raw:Path, files:list, data_dir:Path, run_dir:Path, seed:int, train:dict, show_progress:bool, threads:int=0):
+def _train_cfg(cfg, raw:Path, files:list, data_dir:Path, run_dir:Path, seed:int, train:dict, show_progress:bool, threads:int=0,
+               kind:str='vlm', # `model.kind` of the raw model
+               defaults:dict|None=None, # `train` keys under `train` (None: `PRETRAIN_TRAIN`)
+              ):
     "`cfg` with the pre-training run's model, data and training keys"
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         return load_config(str(save_config(cfg, Path(d)/'base.yaml')), params={
-            'model.name_or_path': str(raw), 'model.kind': 'vlm', 'model.use_lora': False, 'model.freeze_vision': False,
+            'model.name_or_path': str(raw), 'model.kind': kind, 'model.use_lora': False, 'model.freeze_vision': False,
             'model.freeze_projector': False, 'model.freeze_language': False, 'model.adapter': '',
             'data.image_root': str(data_dir), 'run.output_dir': str(run_dir), 'run.seed': seed, 'run.progress': show_progress,
             'train.train_jsonl': [str(f) for f in files], 'train.val_jsonl': [], 'train.backend': 'single',
             'train.resume_from': '', 'train.init_from': '', 'train.stop_after': 0, 'train.hooks': [],
             'train.eval_every': 0, 'train.sample_every': 0, 'train.save_every': 0, 'train.log_every': 5, 'train.threads': threads,
-            **{f'train.{k}': v for k, v in {**PRETRAIN_TRAIN, **train}.items()}})
+            **{f'train.{k}': v for k, v in {**(PRETRAIN_TRAIN if defaults is None else defaults), **train}.items()}})
+
+def save_build(out:Path, # the model folder to (re)place atomically
+               summary:dict, # `vlm_nb.train.train`'s summary (its `checkpoint` holds the trained model)
+               run_dir:Path, # the training run (its `metrics.csv` is kept as `pretrain_metrics.csv`)
+               spec:dict, times:dict, # what decides the weights, and the seconds each phase took
+               files:list, # training data files
+              ) -> Path:
+    "Copy the trained model into `out` with its metrics and the `base_build.json` record (spec, summary, timings, versions)"
+    import tokenizers, torch, transformers
+    ckpt = Path(summary['checkpoint'])/'model'
+    with atomic_dir(out) as tmp:
+        for p in ckpt.iterdir(): shutil.copy2(p, tmp/p.name)
+        shutil.copy2(Path(run_dir)/'metrics.csv', tmp/'pretrain_metrics.csv')
+        atomic_write_json(tmp/'base_build.json', dict(
+            spec=spec, spec_sha256=spec_hash(spec), summary=summary, seconds={k: round(v, 3) for k, v in times.items()},
+            train_files=[str(f) for f in files], run_dir=str(run_dir),
+            versions=dict(torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)))
+    return Path(out)
 
 def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_or_path` points here)
                       cfg=None, # config whose `run.seed`, `run.progress`, `data.root` and other `train` keys apply (None: tiny profile)
@@ -195,7 +215,6 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       score_counts:dict|None=None, # held-out items per suite scored into `base_build.json` (None: `SCORE_VAL`; {}: none)
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"
-    import tokenizers, torch, transformers
     cfg = cfg if cfg is not None else load_config('tiny')
     seed = cfg.run.seed if seed is None else int(seed)
     mix, build, train = dict(PRETRAIN_MIX if mix is None else mix), dict(build or {}), dict(train or {})
@@ -222,14 +241,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     hooks = ([ImageDropout(image_dropout)] if image_dropout else []) + ([tr] if transcript_p else [])
     summary = run_train(tcfg, hooks=hooks)
     times['train_s'] = time.perf_counter() - t0
-    ckpt = Path(summary['checkpoint'])/'model'
-    with atomic_dir(out) as tmp:
-        for p in ckpt.iterdir(): shutil.copy2(p, tmp/p.name)
-        shutil.copy2(run_dir/'metrics.csv', tmp/'pretrain_metrics.csv')
-        atomic_write_json(tmp/'base_build.json', dict(
-            spec=spec, spec_sha256=spec_hash(spec), summary=summary, seconds={k: round(v, 3) for k, v in times.items()},
-            train_files=[str(f) for f in files], run_dir=str(run_dir),
-            versions=dict(torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)))
+    save_build(out, summary, run_dir, spec, times, files)
     if score_counts: _record_scores(out, cfg, score_counts, work/'score', seed)
     return out
 
@@ -329,42 +341,3 @@ def base_scores(model_dir=BASE_DIR, # base model folder
     info = Path(model_dir)/'base_build.json'
     if record and info.exists(): atomic_write_json(info, {**json.loads(info.read_text()), 'scores': out})
     return out
-
-# %% ../nbs/56_pretrain.ipynb #f4ad8dbd
-def list_models(root='data/models') -> list[dict]:
-    "One row per built model folder under `root`: name, kind, spec hash, build seconds and held-out scores"
-    rows = []
-    for d in sorted(p for p in Path(root).glob('*') if p.is_dir()):
-        rec = next((d/f for f in ('base_build.json', 'tiny_build.json') if (d/f).exists()), None)
-        if rec is None: continue
-        info = json.loads(rec.read_text()); sc = info.get('scores', {})
-        rows.append(dict(name=d.name, kind='base' if rec.name == 'base_build.json' else info['spec'].get('kind', ''),
-                         spec_sha256=spec_hash(info['spec'])[:12], seconds=round(sum(info.get('seconds', {}).values()), 1),
-                         **{k: sc.get(k) for k in ('ocr_cer', 'copy_accuracy', 'image_gain')}))
-    return rows
-
-def models_main(argv:list) -> int:
-    "`vlm_nb models build|list`: build the tiny base VLM (cached by its spec) or list the built models"
-    import argparse
-    ap = argparse.ArgumentParser(prog='vlm_nb models', description='Build or list the tiny base models under data/models.')
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    b = sub.add_parser('build', help='build the tiny base VLM unless --out_dir holds this build')
-    b.add_argument('--out_dir', default=BASE_DIR); b.add_argument('--profile', default='tiny', help='config profile or YAML')
-    b.add_argument('--force', action='store_true', help='rebuild even when --out_dir holds a base model')
-    b.add_argument('--max_steps', type=int, default=0, help='pre-training steps (0: the default schedule)')
-    b.add_argument('--no_scores', action='store_true', help='skip the held-out scores')
-    l = sub.add_parser('list', help='the built models with their held-out scores')
-    l.add_argument('--root', default='data/models')
-    a = ap.parse_args(argv)
-    if a.cmd == 'list':
-        rows = list_models(a.root)
-        for r in rows: print('  '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}' for k, v in r.items()))
-        if not rows: print(f'no built models under {a.root}')
-        return 0
-    out = ensure_base_model(a.out_dir, load_config(a.profile), force=a.force, train={'max_steps': a.max_steps} if a.max_steps else None,
-                            score_counts={} if a.no_scores else None)
-    info = base_info(out)
-    print(f"{out}: spec {info['spec_sha256'][:12]}, seconds {info['seconds']}, scores {info.get('scores', {})}")
-    return 0
-
-COMMANDS.register('models', models_main, help='build / list the tiny base models (data/models)')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_records.ipynb #bf31684a
 from __future__ import annotations
-import csv, datetime as dt, hashlib, io, json, os, platform, random, shutil, socket, subprocess, sys, tempfile, time
+import csv, datetime as dt, hashlib, io, json, os, platform, random, re, shutil, socket, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -17,8 +17,9 @@ __all__ = ['TRACKED_PACKAGES', 'RUNNER_ENV', 'PROGRESS_ENV', 'seed_everything', 
            'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'RecordError',
            'parse_jsonl_line', 'jsonl_lines', 'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl',
            'file_hash', 'git_state', 'package_versions', 'process_info', 'pid_alive', 'default_output_dir',
-           'runner_info', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv', 'write_results', 'mark_run',
-           'run_status', 'report_progress', 'progress']
+           'runner_info', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv', 'write_results', 'study_root',
+           'stage_dir', 'profile_tag', 'study_runs', 'content_fingerprint', 'config_identity', 'mark_run', 'run_status',
+           'report_progress', 'progress']
 
 # %% ../nbs/01_records.ipynb #aa627bfc
 def seed_everything(seed:int, # base seed
@@ -305,6 +306,61 @@ def write_results(output_dir, # the run's folder
     summ.setdefault('results', 'results.csv')
     summ.setdefault('n_rows', len(rows))
     return res, atomic_write_json(out/'summary.json', summ)
+
+# %% ../nbs/01_records.ipynb #1b4fdc70
+def study_root(study:str, # the study; its runs go to `<runs_dir>/<study>`
+               output_dir:str|Path|None='', # a notebook's run folder (papermill parameter)
+               runs_dir:str|Path='runs', # root of run folders, used when there is no `output_dir`
+              ) -> Path:
+    "The folder shared by the notebooks of one study run: the parent of `output_dir`, else `<runs_dir>/<study>`"
+    return Path(output_dir).parent if output_dir else Path(runs_dir)/study
+
+# %% ../nbs/01_records.ipynb #94725620
+def stage_dir(root, # a study root (see `study_root`)
+              name:str, # a training stage (or a variant of one)
+             ) -> Path:
+    "Checkpoint folder of a training stage under a study root: `<root>/checkpoints/<name>`"
+    return Path(root)/'checkpoints'/name
+
+# %% ../nbs/01_records.ipynb #63a7b1fd
+def profile_tag(profile:str, # a shipped profile's name or a YAML file's path
+               ) -> str:
+    "The name a profile gives its run folders: the profile's name, or a YAML file's stem"
+    return Path(profile).stem if str(profile).endswith(('.yaml', '.yml')) else str(profile)
+
+# %% ../nbs/01_records.ipynb #52addd5c
+def study_runs(study:str, # the study
+               runs_dir='runs', # root of run folders
+               profile:str|None=None, # only the runs of this profile (None: every profile)
+              ) -> list[Path]:
+    "Study run folders `<runs_dir>/<study>/<profile>-<YYYYmmdd-HHMMSS>`, oldest first (by the stamp); the newest is `[-1]`"
+    d = Path(runs_dir)/study
+    if not d.is_dir(): return []
+    pat = re.compile(rf"^{re.escape(profile_tag(profile)) if profile else '.+'}-(\d{{8}}-\d{{6}})$")
+    found = [(pat.match(p.name), p) for p in d.iterdir() if p.is_dir()]
+    return [p for _, p in sorted((m.group(1), p) for m, p in found if m)]
+
+# %% ../nbs/01_records.ipynb #471190cc
+def content_fingerprint(path, # a file or folder (a hub id that is no local path gives None)
+                       ) -> str|None:
+    "Short hash of a file's or folder's contents (names and `file_hash` of every file); None when `path` does not exist"
+    p = Path(path)
+    if not p.exists(): return None
+    files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
+    return hashlib.sha256(''.join(f"{f.name}|{file_hash(f)}" for f in files).encode()).hexdigest()[:16]
+
+# %% ../nbs/01_records.ipynb #19264c2c
+def config_identity(cfg, # a resolved `Config`
+                    sections:Iterable[str], # the sections that define what is trained (must include `train`)
+                    inputs:Iterable=(), # input files / folders, fingerprinted by content (`content_fingerprint`)
+                    volatile:Iterable[str]=('resume_from', 'stop_after'), # `train` keys that do not change what is trained
+                   ) -> str:
+    "Short hash of `sections` (without the `volatile` train keys), the seed, the worker count and the inputs' contents"
+    d, skip = cfg.to_dict(), set(volatile)
+    ident = {s: d.get(s, {}) for s in sections}
+    ident['train'] = {k: v for k, v in ident['train'].items() if k not in skip}
+    ident.update(seed=cfg.run.seed, workers=cfg.launch.nproc_per_node, inputs={str(f): content_fingerprint(f) for f in inputs})
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/01_records.ipynb #9b16cb7a
 def _metadata_path(path) -> Path:

@@ -15,14 +15,15 @@ from papermill.exceptions import PapermillExecutionError
 from tqdm import tqdm as tqdm_std
 import vlm_nb
 from .registry import suggest
-from .records import PROGRESS_ENV, RUNNER_ENV, atomic_write_bytes, atomic_write_json, mark_run, process_info, run_status
+from .records import (PROGRESS_ENV, RUNNER_ENV, atomic_write_bytes, atomic_write_json, mark_run, process_info, profile_tag,
+                            run_status, study_runs)
 from .figures import HEADLINE_COLUMNS, study_headline
 
 # %% auto #0
 __all__ = ['KERNEL_NAME', 'INLINE_FIGURES', 'SUMMARY_COLUMNS', 'repo_root', 'ensure_kernel', 'study_of', 'notebook_parameters',
-           'NotebookFailed', 'NotebookInterrupted', 'progress_text', 'ProgressTail', 'run_notebook', 'profile_tag',
-           'study_runs', 'notebook_status', 'study_notebooks', 'reproduce_plan', 'reproduce', 'study_run_info',
-           'summary_table', 'summary_markdown', 'write_summary', 'reproduce_all']
+           'NotebookFailed', 'NotebookInterrupted', 'progress_text', 'ProgressTail', 'run_notebook', 'notebook_status',
+           'study_notebooks', 'reproduce_plan', 'reproduce', 'study_run_info', 'summary_table', 'summary_markdown',
+           'write_summary', 'reproduce_all']
 
 # %% ../nbs/90_runner.ipynb #1459e5a3
 KERNEL_NAME = 'vlm_nb'
@@ -274,18 +275,6 @@ def run_notebook(nb_path, # experiment notebook
     return nb_out
 
 # %% ../nbs/90_runner.ipynb #6c0d76b8
-def profile_tag(profile:str) -> str:
-    "The name a profile gives its run folders: the profile's name, or a YAML file's stem"
-    return Path(profile).stem if str(profile).endswith(('.yaml', '.yml')) else str(profile)
-
-def study_runs(study:str, runs_dir='runs', profile:str|None=None) -> list[Path]:
-    "Study run folders `<runs_dir>/<study>/<profile>-<YYYYmmdd-HHMMSS>` (of `profile` when given), oldest first"
-    d = Path(runs_dir)/study
-    if not d.is_dir(): return []
-    pat = re.compile(rf"^{re.escape(profile_tag(profile)) if profile else '.+'}-(\d{{8}}-\d{{6}})$")
-    found = [(pat.match(p.name), p) for p in d.iterdir() if p.is_dir()]
-    return [p for _, p in sorted((m.group(1), p) for m, p in found if m)]
-
 def notebook_status(run_dir, nb) -> str:
     "Status of notebook `nb` in a study run folder: 'ok', 'failed', 'interrupted', 'running', 'dead', or 'not run'"
     f = Path(run_dir)/Path(nb).stem/'run_metadata.json'

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import vlm_nb
 import jiwer
-from ...config import section, load_config, Config
-from ...records import derive_seed
+from ...config import section, load_config, load_study_config, Config
+from ...records import derive_seed, study_root as _study_root
 from ...train import MODELS, backbone_model
 from ...records import atomic_write_json, write_csv
 from ...data.synth import (FAMILIES, FONT_NAMES, _ocr_token, font, item_rng, image_rel, pick, render_lines, save_png,
@@ -24,12 +24,12 @@ from ...eval.matrix import drop_images, Method, eval_method, evaluate_dataset, l
 from ...figures import bootstrap_ci, figure_recipe, headline_recipe, find_tables, concat_tables, plot_metric_bars, plot_training, save_into
 
 # %% auto #0
-__all__ = ['OCR_INSTRUCTION', 'FORMS', 'COMPARISON_COLUMNS', 'SWEEP', 'SWEEP_MIDDLE', 'OcrStudyCfg', 'ocr_config_dir',
-           'study_config', 'normalise_text', 'describe_normalisation', 'ocr_scores', 'corpus_rates', 'repeated_tail',
-           'RepetitionGuard', 'trim_repetition', 'guarded_generate', 'ocr_method', 'word_line', 'line_set',
-           'make_ocr_words', 'ocr_summary', 'evaluate_ocr', 'four_bit_status', 'study_root', 'train_lora',
-           'ocr_backbone', 'prepare_data', 'save_forms', 'load_form', 'prediction_agreement', 'comparison_table',
-           'comparison_figure', 'limits_sweep', 'limits_figure', 'ocr_figures', 'ocr_headline']
+__all__ = ['OCR_INSTRUCTION', 'FORMS', 'COMPARISON_COLUMNS', 'SWEEP', 'SWEEP_MIDDLE', 'OcrStudyCfg', 'study_config',
+           'normalise_text', 'describe_normalisation', 'ocr_scores', 'corpus_rates', 'repeated_tail', 'RepetitionGuard',
+           'trim_repetition', 'guarded_generate', 'ocr_method', 'word_line', 'line_set', 'make_ocr_words',
+           'ocr_summary', 'evaluate_ocr', 'four_bit_status', 'study_root', 'train_lora', 'ocr_backbone', 'prepare_data',
+           'save_forms', 'load_form', 'prediction_agreement', 'comparison_table', 'comparison_figure', 'limits_sweep',
+           'limits_figure', 'ocr_figures', 'ocr_headline']
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #1bd7005c
 @section('ocr_study')
@@ -51,17 +51,12 @@ class OcrStudyCfg:
     bootstrap: int = 1000  # bootstrap resamples of every interval
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #2a123e80
-def ocr_config_dir() -> Path:
-    "Folder of the study's profile overlays (`tiny.yaml`, `paper.yaml`) shipped in the package"
-    return Path(vlm_nb.__file__).parent/'studies'/'ocr'/'configs'
-
 def study_config(profile:str='tiny', # profile name or YAML path; the study's overlay of the same name is layered on it
                  overrides:Sequence[str]=(), # dotted `key=value` overrides, applied last
                  params:dict|None=None, # papermill parameters as dotted keys (None values skipped)
                 ) -> Config:
-    "The resolved config of the ocr study for `profile`"
-    f = ocr_config_dir()/f'{Path(profile).stem}.yaml'
-    return load_config(profile, *([f] if f.exists() else []), overrides=['run.study=ocr', *overrides], params=params)
+    "The resolved config of the ocr study for `profile` (`load_study_config`: overlay `configs/<profile>.yaml`)"
+    return load_study_config('ocr', profile, overrides=overrides, params=params)
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #ba9dd907
 def normalise_text(text:str, # a reference or a prediction
@@ -288,8 +283,8 @@ def four_bit_status() -> tuple[bool, str]:
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #31d811dc
 def study_root(output_dir:str|Path|None='', # the notebook's run folder (papermill parameter)
                runs_dir:str|Path='runs') -> Path:
-    "The folder shared by the notebooks of one ocr study run"
-    return Path(output_dir).parent if output_dir else Path(runs_dir)/'ocr'
+    "The folder shared by the notebooks of one ocr study run (`vlm_nb.records.study_root`)"
+    return _study_root('ocr', output_dir, runs_dir)
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #d5f3eb1d
 def train_lora(cfg:Config, # resolved training config (model with `use_lora`, `train.train_jsonl`, …)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Sequence
 import vlm_nb
 from ...registry import COMMANDS, suggest
-from ...config import Config, ConfigError, load_config
-from ...records import atomic_write_json, file_hash, write_csv, write_results
+from ...config import Config, ConfigError, check_study_stage, load_config, load_study_config, study_config_dir
+from ...records import atomic_write_json, file_hash, stage_dir as _stage_dir, study_root as _study_root, write_csv, write_results
 from ...launch import launch, launch_argv, launch_cfg, resolve
 from ...models.backbone import load_backbone
 from ...checkpoint import find_checkpoint
@@ -23,32 +23,27 @@ from .core import load_r3, runbook_args
 
 # %% auto #0
 __all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLOCKS', 'BLOCK_KEYS', 'EVAL_COLUMNS',
-           'HEADLINE_BLOCKS', 'R3_USAGE', 'r3_config_dir', 'check_stage', 'stage_files', 'stage_config', 'study_root',
-           'stage_dir', 'path_fingerprint', 'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage',
-           'plan_stage', 'run_stage', 'record_stage', 'stage_command', 'block_overrides', 'majority_answers',
-           'majority_rows', 'block_config', 'ModelCache', 'eval_block', 'stage_curves', 'r3_figures', 'r3_headline',
-           'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser', 'main']
+           'HEADLINE_BLOCKS', 'R3_USAGE', 'check_stage', 'stage_files', 'stage_config', 'study_root', 'stage_dir',
+           'path_fingerprint', 'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage', 'plan_stage',
+           'run_stage', 'record_stage', 'stage_command', 'block_overrides', 'majority_answers', 'majority_rows',
+           'block_config', 'ModelCache', 'eval_block', 'stage_curves', 'r3_figures', 'r3_headline', 'parse_eval_args',
+           'run_eval', 'stage_parser', 'eval_parser', 'main']
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #993ff5aa
 STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full', 'stage6_long')  # in chain order
 
-def r3_config_dir() -> Path:
-    "Folder of the r3 stage configs shipped in the study package"
-    return Path(vlm_nb.__file__).parent/'studies'/'r3'/'configs'
-
 # %% ../../../nbs/studies/r3/01_study.ipynb #1bfd304a
 def check_stage(stage:str) -> str:
-    "`stage` if it is one of `STAGES`, else a `ConfigError` with the closest name"
-    if stage not in STAGES: raise ConfigError(f"unknown r3 stage {stage!r}{suggest(stage, STAGES)}; stages: {', '.join(STAGES)}")
-    return stage
+    "`stage` if it is one of `STAGES`, else a `ConfigError` with the closest name (`check_study_stage`)"
+    return check_study_stage('r3', stage, STAGES)
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #3ff24a04
 def stage_files(stage:str, # one of `STAGES`
-                profile:str='tiny', # profile name (its overlay folder `<r3_config_dir>/<profile>/` is used when it exists)
+                profile:str='tiny', # profile name (its overlay folder `study_config_dir('r3')/<profile>/` is used when it exists)
                 variants:Sequence[str]=(), # further overlays of that folder, e.g. `['deepspeed']`
                ) -> list[Path]:
     "The YAML files of a stage, in layering order: switches, profile common settings, profile stage settings, variants"
-    d, name = r3_config_dir(), Path(profile).stem
+    d, name = study_config_dir('r3'), Path(profile).stem
     files = [d/f'{check_stage(stage)}.yaml']
     pd = d/name
     if pd.is_dir(): files += [f for f in (pd/'common.yaml', pd/f'{stage}.yaml') if f.exists()]
@@ -65,21 +60,20 @@ def stage_config(stage:str, profile:str='tiny', variants:Sequence[str]=(),
                  overrides:Sequence[str]=(), # dotted `key=value` overrides, applied last
                  params:dict|None=None, # papermill parameters as `{'train.max_steps': n}` (None values skipped)
                 ) -> Config:
-    "The resolved config of an r3 stage"
-    return load_config(profile, *stage_files(stage, profile, variants),
-                       overrides=['run.study=r3', f'run.name={stage}', *overrides], params=params)
+    "The resolved config of an r3 stage: `load_study_config` with the stage's `stage_files`"
+    return load_study_config('r3', profile, stage, overrides, params, files=stage_files(stage, profile, variants))
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #ef9051f5
 def study_root(output_dir:str|Path|None='', # the notebook's run folder (papermill parameter)
                runs_dir:str|Path='runs', # root of run folders when there is none
               ) -> Path:
-    "The folder shared by the notebooks of one r3 study run"
-    return Path(output_dir).parent if output_dir else Path(runs_dir)/'r3'
+    "The folder shared by the notebooks of one r3 study run (`vlm_nb.records.study_root`)"
+    return _study_root('r3', output_dir, runs_dir)
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #b220d8cc
 def stage_dir(root, stage:str) -> Path:
-    "Checkpoint folder of `stage` under a study root"
-    return Path(root)/'checkpoints'/check_stage(stage)
+    "Checkpoint folder of `stage` under a study root (`vlm_nb.records.stage_dir`; the stage must be one of `STAGES`)"
+    return _stage_dir(root, check_stage(stage))
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #11dd6c2e
 IDENTITY_SECTIONS = ('model', 'train', 'data', 'r3', 'retrieval')

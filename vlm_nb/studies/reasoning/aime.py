@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 import vlm_nb
-from ...config import Config, ConfigError, load_config, section
+from ...config import Config, ConfigError, load_config, load_study_config, section
 from ...records import atomic_write_json, read_jsonl, write_jsonl
 from ...data.schema import Sample
 from ...data.sources import iter_source
@@ -27,12 +27,12 @@ from ...figures import (CI_LEVEL, bootstrap_ci, figure_recipe, headline_recipe, 
                             save_into, themed)
 
 # %% auto #0
-__all__ = ['AIME_SYSTEM_PROMPT', 'AIME_RULES', 'HEADLINE', 'AimeCfg', 'aime_config_dir', 'aime_config', 'aime_prompt',
-           'boxed_contents', 'aime_value', 'aime_match', 'extract_aime', 'math_verify_equal', 'aime_score',
-           'combine_sources', 'build_aime_set', 'generate_counting_inputs', 'aime_method', 'problem_records',
-           'per_problem', 'headline', 'trivial_baselines', 'aime_results', 'report_name', 'evaluate_aime',
-           'stage_weights', 'find_models', 'compare_aime', 'load_reports', 'pass_k_table', 'plot_pass_at_k',
-           'source_table', 'metric_tables', 'reasoning_figures', 'reasoning_headline']
+__all__ = ['AIME_SYSTEM_PROMPT', 'AIME_RULES', 'HEADLINE', 'AimeCfg', 'aime_config', 'aime_prompt', 'boxed_contents',
+           'aime_value', 'aime_match', 'extract_aime', 'math_verify_equal', 'aime_score', 'combine_sources',
+           'build_aime_set', 'generate_counting_inputs', 'aime_method', 'problem_records', 'per_problem', 'headline',
+           'trivial_baselines', 'aime_results', 'report_name', 'evaluate_aime', 'stage_weights', 'find_models',
+           'compare_aime', 'load_reports', 'pass_k_table', 'plot_pass_at_k', 'source_table', 'metric_tables',
+           'reasoning_figures', 'reasoning_headline']
 
 # %% ../../../nbs/studies/reasoning/02_aime.ipynb #a1e0c004
 @section('aime')
@@ -44,19 +44,13 @@ class AimeCfg:
     user_template: str = 'Problem: {question}\n\nSolve this step by step and give your final numerical answer.'  # user turn; {question}
     math_verify: bool = True  # also accept a response that `math_verify` finds equivalent to the gold (when installed)
 
-# %% ../../../nbs/studies/reasoning/02_aime.ipynb #a1e0c006
-def aime_config_dir() -> Path:
-    "Folder of the reasoning study's config overlays shipped in the package"
-    return Path(vlm_nb.__file__).parent/'studies'/'reasoning'/'configs'
-
 # %% ../../../nbs/studies/reasoning/02_aime.ipynb #87f180c0
 def aime_config(profile:str='tiny', # profile name; its overlay `configs/<profile>/eval_aime.yaml` is layered on
                 overrides:Sequence[str]=(), # dotted overrides, applied last
                 params:dict|None=None, # papermill parameters as `{'eval.num_samples': n}` (None values skipped)
                ) -> Config:
-    "The resolved evaluation config; `eval.pass_k` keeps only the k that fit `eval.num_samples`"
-    f = aime_config_dir()/Path(profile).stem/'eval_aime.yaml'
-    cfg = load_config(profile, *([f] if f.exists() else []), overrides=['run.study=reasoning', 'run.name=eval_aime', *overrides], params=params)
+    "The resolved evaluation config (`load_study_config`, as stage `eval_aime`); `eval.pass_k` keeps only the k that fit `eval.num_samples`"
+    cfg = load_study_config('reasoning', profile, 'eval_aime', overrides, params)
     cfg.eval.pass_k = [k for k in cfg.eval.pass_k if k <= cfg.eval.num_samples] or [1]
     return cfg
 

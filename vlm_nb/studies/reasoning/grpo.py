@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 import vlm_nb
 from ...registry import Registry
-from ...config import Config, ConfigError, load_config, section
-from ...records import append_jsonl, atomic_write_json, derive_seed, file_hash
+from ...config import Config, ConfigError, load_config, load_study_config, section
+from ...records import append_jsonl, atomic_write_json, config_identity, derive_seed, file_hash, stage_dir, study_root as _study_root
 from ...data.schema import read_samples
 from ...data.mathsets import GSM8K_FINAL, strip_calculator
 from ...data.synth import generate_suite
@@ -29,8 +29,8 @@ __all__ = ['GSM8K_SYSTEM_PROMPT', 'FORMAT_PATTERN', 'TAGS', 'REWARDS', 'STAGES',
            'sample_solution', 'completion_text', 'in_format', 'format_reward', 'format_search_reward', 'gold_answer',
            'correctness_reward', 'GRPOCfg', 'group_advantages', 'clipped_token_loss', 'aggregate_loss', 'token_logps',
            'ReasoningSFTCollator', 'reasoning_sft_collator', 'PromptCollator', 'prompt_collator', 'eos_ids', 'GRPOStep',
-           'rollout', 'rewards', 'reasoning_config_dir', 'stage_config', 'study_root', 'stage_dir', 'final_dir',
-           'stage_identity', 'export_final', 'run_stage', 'math_family', 'tiny_math_llm', 'reward_eval', 'plot_grpo']
+           'rollout', 'rewards', 'stage_config', 'study_root', 'final_dir', 'stage_identity', 'export_final',
+           'run_stage', 'math_family', 'tiny_math_llm', 'reward_eval', 'plot_grpo']
 
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a1f0c003
 GSM8K_SYSTEM_PROMPT = ("You are given a problem. Think about the problem and reason step by step. Place your thinking process "
@@ -348,43 +348,22 @@ def __call__(self, trainer, module, batch:dict, step:int) -> tuple:
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a1f0c044
 STAGES = ('sft', 'grpo')
 
-def reasoning_config_dir() -> Path:
-    "Folder of the reasoning stage configs shipped in the study package"
-    return Path(vlm_nb.__file__).parent/'studies'/'reasoning'/'configs'
-
 def stage_config(stage:str, profile:str='tiny', overrides:Sequence[str]=(), params:dict|None=None) -> Config:
-    "The resolved config of a reasoning training stage (`configs/<profile>/<stage>.yaml` over the profile)"
-    if stage not in STAGES: raise ConfigError(f"unknown reasoning stage {stage!r}; stages: {', '.join(STAGES)}")
-    f = reasoning_config_dir()/Path(profile).stem/f'{stage}.yaml'
-    return load_config(profile, *([f] if f.exists() else []), overrides=['run.study=reasoning', f'run.name={stage}', *overrides], params=params)
+    "The resolved config of a reasoning training stage (`configs/<profile>/<stage>.yaml` over the profile; `load_study_config`)"
+    return load_study_config('reasoning', profile, stage, overrides, params, stages=STAGES)
 
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a1f0c046
 def study_root(output_dir:str|Path|None='', runs_dir:str|Path='runs') -> Path:
-    "The folder shared by the notebooks of one reasoning study run"
-    return Path(output_dir).parent if output_dir else Path(runs_dir)/'reasoning'
-
-def stage_dir(root, stage:str) -> Path:
-    "Checkpoint folder of a stage under a study root"
-    return Path(root)/'checkpoints'/stage
+    "The folder shared by the notebooks of one reasoning study run (`vlm_nb.records.study_root`); stages go to `stage_dir(root, stage)`"
+    return _study_root('reasoning', output_dir, runs_dir)
 
 def final_dir(root, stage:str) -> Path:
     "Exported final weights of a stage: `merged/` and, for LoRA, `adapter/`"
     return stage_dir(root, stage)/'final'
 
-def _fingerprint(path) -> str|None:
-    p = Path(path)
-    if not p.exists(): return None
-    files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
-    return hashlib.sha256(''.join(f"{f.name}|{file_hash(f)}" for f in files).encode()).hexdigest()[:16]
-
 def stage_identity(cfg:Config) -> str:
-    "Short hash of what a stage trains: its sections (without resume keys), seed, workers, and input fingerprints"
-    d = cfg.to_dict()
-    ident = {s: d.get(s, {}) for s in ('model', 'train', 'data', 'prompt', 'grpo')}
-    ident['train'] = {k: v for k, v in ident['train'].items() if k not in ('resume_from', 'stop_after')}
-    ident.update(seed=cfg.run.seed, workers=cfg.launch.nproc_per_node,
-                 inputs={str(f): _fingerprint(f) for f in [cfg.model.name_or_path, *cfg.train.train_jsonl]})
-    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    "Short hash of what a stage trains (`config_identity`): its sections, seed, workers, and the base model's and data's contents"
+    return config_identity(cfg, ('model', 'train', 'data', 'prompt', 'grpo'), [cfg.model.name_or_path, *cfg.train.train_jsonl])
 
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a1f0c047
 def export_final(ckpt, # a `step_N` checkpoint
@@ -441,14 +420,15 @@ def run_stage(stage:str, # 'sft' or 'grpo'
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a1f0c050
 def math_family(out_dir, # where the JSONL files go
                 n:int, # samples to keep
-                split:str='train', family:str='sharing', # `math` suite template (`meta.template`)
+                split:str='train', family:str='sharing', # `math` suite template (`meta.template`); '' for every family
                 seed:int=0) -> Path:
-    "`n` samples of one template family of the `math` suite, as `out_dir/math_<family>_<split>.jsonl`"
-    out = Path(out_dir)/f'math_{family}_{split}.jsonl'
+    "`n` samples of one template family of the `math` suite (or of all of them), as `out_dir/math_<family or all>_<split>.jsonl`"
+    out = Path(out_dir)/f"math_{family or 'all'}_{split}.jsonl"
     if out.exists() and sum(1 for _ in open(out)) == n: return out
-    full = generate_suite('math', Path(out_dir)/'all', n * 8 + 64, seed=seed, split=split, workers=1, show_progress=False)
-    keep = [l for l in open(full) if json.loads(l)['meta']['template'] == family][:n]
-    if len(keep) < n: raise ValueError(f"math family {family!r}: only {len(keep)} of {n} samples in {n * 8 + 64} draws")
+    draws = n if not family else n * 8 + 64
+    full = generate_suite('math', Path(out_dir)/'all', draws, seed=seed, split=split, workers=1, show_progress=False)
+    keep = [l for l in open(full) if not family or json.loads(l)['meta']['template'] == family][:n]
+    if len(keep) < n: raise ValueError(f"math family {family!r}: only {len(keep)} of {n} samples in {draws} draws")
     out.write_text(''.join(keep))
     return out
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 import vlm_nb
-from ...config import Config, ConfigError, load_config
-from ...records import atomic_write_json, file_hash, load_jsonl, write_jsonl
+from ...config import Config, ConfigError, load_config, load_study_config, study_config_dir
+from ...records import atomic_write_json, config_identity, load_jsonl, stage_dir, study_root as _study_root, write_jsonl
 from ...data.schema import Sample, read_samples
 from ...data.synth import generate_suite
 from ...models.tiny import build_tiny_llm, sample_texts
@@ -25,47 +25,28 @@ from .evaluate import (action_rows as eval_action_rows, majority_baseline, mean_
                                             qa_rows as eval_qa_rows, question_type)
 
 # %% auto #0
-__all__ = ['STAGES', 'MANIFEST_KEYS', 'QA_SOURCES', 'GEOMETRIC', 'spatial_config_dir', 'stage_config', 'study_root', 'stage_dir',
-           'stage_identity', 'run_stage', 'save_manifest', 'load_manifest', 'stage_overrides', 'rooms_qa',
-           'roomplan_actions', 'tiny_spatial_llm', 'tiny_vggt_checkpoint', 'qtype', 'qa_records', 'action_records',
-           'qa_eval', 'paired_effect', 'load_tables', 'plot_action_errors', 'spatial_figures', 'spatial_headline']
+__all__ = ['STAGES', 'MANIFEST_KEYS', 'QA_SOURCES', 'GEOMETRIC', 'stage_config', 'study_root', 'stage_identity', 'run_stage',
+           'save_manifest', 'load_manifest', 'stage_overrides', 'rooms_qa', 'roomplan_actions', 'tiny_spatial_llm',
+           'tiny_vggt_checkpoint', 'qtype', 'qa_records', 'action_records', 'qa_eval', 'paired_effect', 'load_tables',
+           'plot_action_errors', 'spatial_figures', 'spatial_headline']
 
 # %% ../../../nbs/studies/spatial/03_study.ipynb #b9610a3c
 STAGES = ('stage1', 'stage2')
 
-def spatial_config_dir() -> Path:
-    "Folder of the spatial stage configs shipped in the study package"
-    return Path(vlm_nb.__file__).parent/'studies'/'spatial'/'configs'
-
 def stage_config(stage:str, profile:str='tiny', overrides:Sequence[str]=(), params:dict|None=None) -> Config:
-    "The resolved config of a spatial training stage (`configs/<profile>/<stage>.yaml` over the profile)"
-    if stage not in STAGES: raise ConfigError(f"unknown spatial stage {stage!r}; stages: {', '.join(STAGES)}")
-    f = spatial_config_dir()/Path(profile).stem/f'{stage}.yaml'
-    return load_config(profile, *([f] if f.exists() else []), overrides=['run.study=spatial', f'run.name={stage}', *overrides], params=params)
+    "The resolved config of a spatial training stage (`configs/<profile>/<stage>.yaml` over the profile; `load_study_config`)"
+    return load_study_config('spatial', profile, stage, overrides, params, stages=STAGES)
 
+# %% ../../../nbs/studies/spatial/03_study.ipynb #5dd20c2a
 def study_root(output_dir:str|Path|None='', runs_dir:str|Path='runs') -> Path:
-    "The folder shared by the notebooks of one spatial study run"
-    return Path(output_dir).parent if output_dir else Path(runs_dir)/'spatial'
-
-def stage_dir(root, name:str) -> Path:
-    "Checkpoint folder of a stage (or an ablation variant of one) under a study root"
-    return Path(root)/'checkpoints'/name
+    "The folder shared by the notebooks of one spatial study run (`vlm_nb.records.study_root`); stages go to `stage_dir(root, name)`"
+    return _study_root('spatial', output_dir, runs_dir)
 
 # %% ../../../nbs/studies/spatial/03_study.ipynb #940e9aae
-def _fingerprint(path) -> str|None:
-    p = Path(path)
-    if not p.exists(): return None
-    files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
-    return hashlib.sha256(''.join(f"{f.name}|{file_hash(f)}" for f in files).encode()).hexdigest()[:16]
-
 def stage_identity(cfg:Config) -> str:
-    "Short hash of what a stage trains: its sections (without resume keys), seed, workers, and input fingerprints"
-    d = cfg.to_dict()
-    ident = {s: d.get(s, {}) for s in ('model', 'train', 'data', 'prompt', 'spatial')}
-    ident['train'] = {k: v for k, v in ident['train'].items() if k not in ('resume_from', 'stop_after')}
+    "Short hash of what a stage trains (`config_identity`): its sections, seed, workers, and the model's, data's and VGGT weights' contents"
     srcs = [cfg.model.name_or_path, *cfg.train.train_jsonl, *([cfg.spatial.vggt_checkpoint] if cfg.spatial.vggt_checkpoint else [])]
-    ident.update(seed=cfg.run.seed, workers=cfg.launch.nproc_per_node, inputs={str(f): _fingerprint(f) for f in srcs})
-    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return config_identity(cfg, ('model', 'train', 'data', 'prompt', 'spatial'), srcs)
 
 # %% ../../../nbs/studies/spatial/03_study.ipynb #c9bfd661
 def run_stage(stage:str, # 'stage1' or 'stage2'

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 import vlm_nb
-from ...config import Config, ConfigError, load_config
-from ...records import derive_seed, write_csv
+from ...config import Config, ConfigError, load_config, load_study_config
+from ...records import derive_seed, study_root as _study_root, write_csv
 from ...eval.matrix import eval_method
 from ...figures import bootstrap_ci
 from .budget import ACTIONS
@@ -20,27 +20,23 @@ from .policy import ActionMethod, PolicyCfg, PolicyHead, allowed_actions, featur
 from .step import POLICY_KEY
 
 # %% auto #0
-__all__ = ['BASELINES', 'CONTRACT_COLUMNS', 'vov_config_dir', 'study_config', 'study_root', 'fixed_action', 'load_policy_head',
-           'policy_chooser', 'threshold_chooser', 'oracle_chooser', 'check_ratios', 'draw_action', 'bucket_of',
-           'random_matched_chooser', 'ratios_from_run', 'as_overrides', 'always_full', 'always_coarse', 'always_no',
-           'uncertainty_threshold', 'random_policy_matched', 'oracle', 'vov', 'contract_row', 'write_contract']
+__all__ = ['BASELINES', 'CONTRACT_COLUMNS', 'study_config', 'study_root', 'fixed_action', 'load_policy_head', 'policy_chooser',
+           'threshold_chooser', 'oracle_chooser', 'check_ratios', 'draw_action', 'bucket_of', 'random_matched_chooser',
+           'ratios_from_run', 'as_overrides', 'always_full', 'always_coarse', 'always_no', 'uncertainty_threshold',
+           'random_policy_matched', 'oracle', 'vov', 'contract_row', 'write_contract']
 
 # %% ../../../nbs/studies/vov/03_baselines.ipynb #61010fe2
-def vov_config_dir() -> Path:
-    "Folder of the study's profile overlays shipped in the package"
-    return Path(vlm_nb.__file__).parent/'studies'/'vov'/'configs'
-
 def study_config(profile:str='tiny', # profile name or YAML path; the study's overlay of the same name is layered on it
                  overrides:Sequence[str]=(), # dotted `key=value` overrides, applied last
                  params:dict|None=None, # papermill parameters as dotted keys (None values skipped)
                 ) -> Config:
-    "The resolved config of the vov study for `profile`"
-    f = vov_config_dir()/f'{Path(profile).stem}.yaml'
-    return load_config(profile, *([f] if f.exists() else []), overrides=['run.study=vov', *overrides], params=params)
+    "The resolved config of the vov study for `profile` (`load_study_config`: overlay `configs/<profile>.yaml`)"
+    return load_study_config('vov', profile, overrides=overrides, params=params)
 
+# %% ../../../nbs/studies/vov/03_baselines.ipynb #7528d848
 def study_root(output_dir='', runs_dir='runs') -> Path:
-    "The folder shared by the notebooks of one vov study run"
-    return Path(output_dir).parent if output_dir else Path(runs_dir)/'vov'
+    "The folder shared by the notebooks of one vov study run (`vlm_nb.records.study_root`)"
+    return _study_root('vov', output_dir, runs_dir)
 
 # %% ../../../nbs/studies/vov/03_baselines.ipynb #279564e0
 def fixed_action(action:int):

@@ -12,13 +12,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from ...config import Config, ConfigError, section
+from ...config import Config, ConfigError, section, study_config_dir
 from ...data.synth import generate_suite
 from ...models.backbone import load_backbone
 from ...eval.matrix import Method, eval_method, evaluate_dataset
 from ...pretrain import BASE_DIR, ensure_base_model
 from .budget import VisionBudgetCfg, render
-from .baselines import CONTRACT_COLUMNS, contract_row, study_config, study_root, vov_config_dir, write_contract
+from .baselines import CONTRACT_COLUMNS, contract_row, study_config, study_root, write_contract
 
 # %% auto #0
 __all__ = ['REDUCE_METHODS', 'ALWAYS_LOOK', 'n_keep', 'fastv_schedule', 'equivalent_tokens', 'layer_flops', 'prefill_flops',
@@ -476,7 +476,7 @@ def reduce_config(profile:str='tiny', # profile name or YAML path
                   params:dict|None=None, # papermill parameters as dotted keys (None values skipped)
                  ) -> Config:
     "The vov study's config (`baselines.study_config`); on the tiny profile without a vov overlay, the pre-trained tiny base"
-    base = [] if (vov_config_dir()/f'{Path(profile).stem}.yaml').exists() or Path(profile).stem != 'tiny' else [f'model.name_or_path={BASE_DIR}']
+    base = [] if (study_config_dir('vov')/f'{Path(profile).stem}.yaml').exists() or Path(profile).stem != 'tiny' else [f'model.name_or_path={BASE_DIR}']
     return study_config(profile, [*base, *overrides], params)
 
 # %% ../../../nbs/studies/vov/04_reduce.ipynb #c30b0898
