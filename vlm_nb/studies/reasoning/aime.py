@@ -505,4 +505,12 @@ def reasoning_headline(run_dir) -> list[dict]:
             lo, hi = b.get('accuracy_ci') or (None, None)
             rows.append(dict(setting='most frequent answer (baseline)', metric='pass@1', value=b['accuracy'], ci_low=lo, ci_high=hi,
                              unit='fraction of problems', source=src))
+        summ = f.parent/'summary.json'  # the notebook's extras: the base asked in its own format, GRPO - SFT paired per problem
+        extra, ssrc = (json.loads(summ.read_text()), str(summ.relative_to(run_dir))) if summ.exists() else ({}, '')
+        if o := extra.get('base_own_format'):
+            rows.append(dict(setting='base, own format (no system prompt)', metric='pass@1', value=o['accuracy'], ci_low=o['accuracy_ci'][0],
+                             ci_high=o['accuracy_ci'][1], unit='fraction of problems', source=ssrc))
+        if d := extra.get('grpo_minus_sft'):
+            rows.append(dict(setting=f"grpo - sft (paired per problem): {d['verdict']}", metric='pass@1 difference', value=d['accuracy'],
+                             ci_low=d['accuracy_ci'][0], ci_high=d['accuracy_ci'][1], n=d['n'], unit='fraction of problems', source=ssrc))
     return rows
