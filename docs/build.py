@@ -46,11 +46,17 @@ def experiment_notebooks(nbs:Path, study:str) -> list[Path]:
     return sorted(d.glob('[0-9]*.ipynb')) if d.is_dir() else []
 
 def latest_run(runs:Path, study:str) -> Path|None:
-    "Newest run folder `runs/<study>/<profile>-<stamp>/` that holds at least one executed notebook"
-    d = runs/study
-    if not d.is_dir(): return None
-    cands = [p for p in d.iterdir() if p.is_dir() and RUN_RE.match(p.name) and any(p.glob('*/*.ipynb'))]
-    return max(cands, key=lambda p: (RUN_RE.match(p.name)['stamp'], p.name), default=None)
+    "Newest run folder `runs/<study>/<profile>-<stamp>/` (`vlm_nb.records.study_runs`) that holds at least one executed notebook"
+    from vlm_nb.records import study_runs
+    return next((p for p in reversed(study_runs(study, runs)) if any(p.glob('*/*.ipynb'))), None)
+
+def headline_section(runs:Path) -> str:
+    "`runs/summary.md` (written by `vlm_nb reproduce`) as a section of the studies page, its links to run folders as plain names"
+    f = runs/'summary.md'
+    if not f.exists(): return ''
+    body = re.sub(r'\[([^\]]+)\]\([^)]*\)', r'`\1`', f.read_text())
+    body = re.sub(r'^# .*$', '', body, count=1, flags=re.M).strip()
+    return f"\n\n## Headline numbers of the latest runs\n\nFrom `runs/summary.md`:\n\n{body}\n"
 
 # ---------------------------------------------------------------------------------------------------------- execution
 def _flags() -> list[str]:
@@ -419,7 +425,7 @@ def build_source(src:Path, nbs:Path=ROOT/'nbs', runs:Path=ROOT/'runs', only:list
     _write(src/'studies'/'index.md', "# Studies\n\nA study is a plug-in package (`nbs/studies/<name>/`) and its experiment "
            "notebooks (`nbs/experiments/<name>/`). Each study's pages show its package notebooks and the executed notebooks "
            "of its latest run under `runs/<name>/`.\n\n| study | package notebooks | experiment notebooks | latest run |\n"
-           "|---|---|---|---|\n" + '\n'.join(srows) + '\n\n' + _toctree(stoc, hidden=True))
+           "|---|---|---|---|\n" + '\n'.join(srows) + headline_section(runs) + '\n\n' + _toctree(stoc, hidden=True))
     _prune(src)
     return src
 

@@ -31,6 +31,8 @@ def test_docs_site(tmp_path):
     runs = tmp_path/'runs'
     run_notebook(ROOT/'nbs'/'experiments'/'example'/'00_example.ipynb', {'profile': 'tiny'}, progress=False, progress_every=0,
                  output_dir=runs/'example'/'tiny-20260101-000000'/'00_example', cwd=tmp_path)
+    (runs/'summary.md').write_text("# Headline numbers of every study\n\n| study | run | metric | value |\n|---|---|---|---|\n"
+                                   "| example | [tiny-20260101-000000](example/tiny-20260101-000000/) | fit error | 0.25 |\n")
     out = tmp_path/'site'
     first = _build(out, runs)
     assert re.search(r'executing (\d+) of \1 notebooks', first.stdout), first.stdout  # a fresh cache: all of them run
@@ -47,6 +49,8 @@ def test_docs_site(tmp_path):
     run_page = (html/'studies'/'example'/'run'/'00_example.html').read_text()
     assert '<img' in run_page and 'example fit' in run_page
     assert 'tiny-20260101-000000' in _text(html/'studies'/'example'/'run'/'index.html')
+    heads = _text(html/'studies'/'index.html')  # runs/summary.md on the studies page, its run links as plain names
+    assert 'Headline numbers of the latest runs' in heads and 'fit error' in heads and 'tiny-20260101-000000' in heads, heads
     norun = _text(html/'studies'/'retrieval'/'run'/'index.html')
     assert 'No run of' in norun and re.search(r'make reproduce STUDY ?= ?retrieval', norun), norun
 
