@@ -6,7 +6,8 @@
 from __future__ import annotations
 import hashlib, json, shutil, time
 from pathlib import Path
-from .records import atomic_dir, atomic_write_json, read_csv
+import string
+from .records import atomic_dir, atomic_write_json, read_csv, progress
 from .config import load_config, save_config
 from .data.schema import Sample, read_samples
 from .data.synth import (generate_suite, suite, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
@@ -20,11 +21,12 @@ from .eval.matrix import Method, evaluate_dataset, make_method
 
 # %% auto #0
 __all__ = ['BASE_DIR', 'PRETRAIN_MIX', 'PRETRAIN_VAL', 'PRETRAIN_TRAIN', 'IMAGE_DROPOUT', 'TRANSCRIPT_P', 'TRANSCRIPT_CHARS',
-           'TRANSCRIPT_SUITES', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'COPY_KEYS',
-           'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'pretrain_suites', 'ImageDropout', 'transcript_line',
-           'sample_transcript', 'TranscriptContext', 'make_read_line', 'make_copy_facts', 'base_spec', 'spec_hash',
-           'existing_base', 'save_build', 'ensure_base_model', 'base_info', 'transcript_method', 'base_accuracy',
-           'base_scores']
+           'TRANSCRIPT_SUITES', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'CTC_CHARS', 'COPY_KEYS',
+           'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'READER_DIR', 'READER_BUILD', 'READER_SCORES',
+           'pretrain_suites', 'ImageDropout', 'transcript_line', 'sample_transcript', 'TranscriptContext',
+           'word_line_image', 'read_line_image', 'make_read_line', 'patch_columns', 'ctc_greedy', 'ctc_warmup',
+           'make_copy_facts', 'base_spec', 'spec_hash', 'existing_base', 'save_build', 'ensure_base_model', 'base_info',
+           'transcript_method', 'base_accuracy', 'base_scores', 'ensure_reader_model']
 
 # %% ../nbs/56_pretrain.ipynb #ab3427d8
 BASE_DIR = 'data/models/tiny-qwen3-vl-base'
@@ -97,17 +99,96 @@ READ_PX = (22, 32)  # font sizes of `read_lines`, px
 READ_WORDS = (1, 4)  # words per `read_lines` line
 READ_PROMPT = 'Transcribe the text in this image exactly.'
 
-@suite('read_lines', 'read')
-def make_read_line(index, rng, split, out_dir, image_prefix):
-    "One rendered line of 1–4 words at 22–32 px with its exact transcription"
-    px, nw = int(rng.integers(READ_PX[0], READ_PX[1] + 1)), int(rng.integers(READ_WORDS[0], READ_WORDS[1] + 1))
-    f = font(px, pick(rng, FAMILIES), bool(rng.random() < 0.2))
-    words = [_ocr_token(rng) for _ in range(nw)]
+def word_line_image(rng, # numpy Generator (draws the font, the words and the colours in this order)
+                    font_px:int, n_words:int) -> tuple:
+    "One line of `n_words` words (now and then a number) at `font_px` px, dark ink on a light ground: `(image, text)`"
+    f = font(int(font_px), pick(rng, FAMILIES), bool(rng.random() < 0.2))
+    words = [_ocr_token(rng) for _ in range(int(n_words))]
     if rng.random() < 0.5: words[0] = words[0][:1].upper() + words[0][1:]
     text = ' '.join(words)
     bg, ink = tuple(int(v) for v in rng.integers(232, 256, 3)), tuple(int(v) for v in rng.integers(0, 60, 3))
-    rel = save_png(render_lines([text], f, ink, bg), out_dir, image_rel(image_prefix, split, index))
+    return render_lines([text], f, ink, bg), text
+
+def read_line_image(rng, # numpy Generator (draws in the suite's order)
+                   px:tuple=READ_PX, # font size range, px
+                   n_words:tuple=READ_WORDS, # word count range
+                  ) -> tuple:
+    "A `read_lines` line drawn from `rng`: `(image, text, font_px, n_words)`"
+    px, nw = int(rng.integers(px[0], px[1] + 1)), int(rng.integers(n_words[0], n_words[1] + 1))
+    return *word_line_image(rng, px, nw), px, nw
+
+@suite('read_lines', 'read')
+def make_read_line(index, rng, split, out_dir, image_prefix):
+    "One rendered line of 1–4 words at 22–32 px with its exact transcription"
+    img, text, px, nw = read_line_image(rng)
+    rel = save_png(img, out_dir, image_rel(image_prefix, split, index))
     return [synth_sample('read_lines', split, index, 0, READ_PROMPT, text, 'ocr', rel, font_px=px, n_words=nw)]
+
+# %% ../nbs/56_pretrain.ipynb #c7a1e002
+CTC_CHARS = string.ascii_letters + string.digits + " .,:;%-'/()"  # what the CTC head spells (index 0 is the blank)
+
+def patch_columns(hidden, # the tower's patch features `[patches, dim]`, in the processor's patch order
+                  grid_thw, # `image_grid_thw` of the images, `[n, 3]`
+                  merge_size:int=2, # the processor's `merge_size` (patches are ordered by merge block)
+                 ) -> list:
+    "Per image, the patch features averaged over patch rows: `[grid_w, dim]`, left to right"
+    cols, o = [], 0
+    for t, h, w in grid_thw.tolist():
+        x = hidden[o:o + t*h*w].view(t, h // merge_size, w // merge_size, merge_size, merge_size, -1)
+        o += t*h*w
+        cols.append(x.permute(0, 1, 3, 2, 4, 5).reshape(t*h, w, -1).mean(0))
+    return cols
+
+# %% ../nbs/56_pretrain.ipynb #c7a1e004
+def ctc_greedy(ids, # per-step argmax ids (0 = blank)
+              ) -> str:
+    "Collapse repeats, drop blanks and spell the rest with `CTC_CHARS`"
+    out, prev = [], 0
+    for k in ids:
+        if k and k != prev: out.append(CTC_CHARS[k - 1])
+        prev = k
+    return ''.join(out)
+
+# %% ../nbs/56_pretrain.ipynb #c7a1e006
+def ctc_warmup(model, # a `Qwen3VLForConditionalGeneration` whose vision tower is trained in place
+               processor, # its processor (the image processor turns lines into patches)
+               steps:int=2000, batch_size:int=16, learning_rate:float=1e-3,
+               seed:int=0, # seed of the lines and the head
+               upsample:int=2, # CTC outputs per patch column (a 16 px column can hold two narrow letters)
+               n_eval:int=64, # held-out lines scored by the head at the end
+               show_progress:bool=True,
+              ) -> dict:
+    "Train the vision tower to spell `read_lines` lines through a throw-away CTC head on its patch columns; return the curve and a held-out CER"
+    import jiwer, numpy as np, torch
+    tower, ip = model.model.visual, processor.image_processor
+    ms, V = tower.spatial_merge_size, len(CTC_CHARS) + 1
+    torch.manual_seed(seed); rng = np.random.default_rng(seed)
+    head = torch.nn.Linear(tower.config.hidden_size, upsample * V)
+    opt = torch.optim.AdamW(list(tower.parameters()) + list(head.parameters()), lr=learning_rate, weight_decay=0.0)
+    ctc, index = torch.nn.CTCLoss(zero_infinity=True), {c: i + 1 for i, c in enumerate(CTC_CHARS)}
+    def spell(images):
+        enc = ip(images=images, return_tensors='pt')
+        hidden = tower(enc['pixel_values'], grid_thw=enc['image_grid_thw']).last_hidden_state
+        return [head(c).view(-1, V).log_softmax(-1) for c in patch_columns(hidden, enc['image_grid_thw'], ms)]
+    curve, t0, tower_mode = [], time.perf_counter(), tower.training
+    tower.train()
+    for step in progress(range(1, steps + 1), desc='ctc warm-up', enabled=show_progress):
+        images, texts = zip(*[read_line_image(rng)[:2] for _ in range(batch_size)])
+        bad = {c for t in texts for c in t} - set(CTC_CHARS)
+        if bad: raise ValueError(f"read_lines text has characters {sorted(bad)} outside CTC_CHARS")
+        lps = spell(list(images)); T = max(len(x) for x in lps)
+        lp = torch.stack([torch.nn.functional.pad(x, (0, 0, 0, T - len(x)), value=0.0) for x in lps], 1)
+        targets = torch.tensor([index[c] for t in texts for c in t])
+        loss = ctc(lp, targets, torch.tensor([len(x) for x in lps]), torch.tensor([len(t) for t in texts]))
+        opt.zero_grad(); loss.backward(); opt.step()
+        if step == 1 or step % 50 == 0 or step == steps: curve.append(dict(step=step, loss=round(loss.item(), 4)))
+    tower.train(tower_mode)
+    erng = np.random.default_rng(seed + 1_000_003)
+    held = [read_line_image(erng)[:2] for _ in range(n_eval)]
+    with torch.no_grad(): preds = [ctc_greedy(x.argmax(-1).tolist()) for x in spell([im for im, _ in held])] if n_eval else []
+    cer = float(jiwer.cer([t for _, t in held], [p or '-' for p in preds])) if n_eval else None
+    return dict(curve=curve, heldout_cer=cer, example=(held[0][1], preds[0]) if n_eval else None,
+                seconds=round(time.perf_counter() - t0, 2))
 
 # %% ../nbs/56_pretrain.ipynb #a27c507b
 COPY_KEYS = ('Title', 'Name', 'City', 'Source', 'Total', 'Price', 'Year', 'Code', 'Battery', 'Volume', 'Status', 'Owner',
@@ -140,11 +221,14 @@ SPEC_TRAIN_KEYS = ('max_steps', 'batch_size', 'learning_rate', 'warmup_steps', '
 def base_spec(cfg, # resolved training config (its `train` section)
               mix:dict, seed:int, build:dict, image_dropout:float,
               transcript:dict|None=None, # `{p, max_chars, suites}` of `TranscriptContext` (None: the defaults)
+              vision_warmup:dict|None=None, # `ctc_warmup` settings (None: none, and the key is left out so older builds keep their spec)
+              freeze_vision:bool=False, # the tower was frozen while pre-training (False: left out of the spec)
              ) -> dict:
     "The settings that decide a base model's weights"
     tc = cfg.train
     tr = {**dict(p=TRANSCRIPT_P, max_chars=TRANSCRIPT_CHARS, suites=list(TRANSCRIPT_SUITES)), **(transcript or {})}
-    return dict(mix=dict(mix), seed=seed, build=dict(build), specials=list(SPECIAL_TOKENS), image_dropout=image_dropout,
+    extra = {**({'vision_warmup': dict(vision_warmup)} if vision_warmup else {}), **({'freeze_vision': True} if freeze_vision else {})}
+    return extra | dict(mix=dict(mix), seed=seed, build=dict(build), specials=list(SPECIAL_TOKENS), image_dropout=image_dropout,
                 transcript=dict(p=float(tr['p']), max_chars=int(tr['max_chars']), suites=list(tr['suites'])),
                 train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]})
 
@@ -168,12 +252,13 @@ def existing_base(out_dir, spec:dict, force:bool=False) -> bool:
 def _train_cfg(cfg, raw:Path, files:list, data_dir:Path, run_dir:Path, seed:int, train:dict, show_progress:bool, threads:int=0,
                kind:str='vlm', # `model.kind` of the raw model
                defaults:dict|None=None, # `train` keys under `train` (None: `PRETRAIN_TRAIN`)
+              freeze_vision:bool=False, # keep the vision tower (not the projector) fixed
               ):
     "`cfg` with the pre-training run's model, data and training keys"
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         return load_config(str(save_config(cfg, Path(d)/'base.yaml')), params={
-            'model.name_or_path': str(raw), 'model.kind': kind, 'model.use_lora': False, 'model.freeze_vision': False,
+            'model.name_or_path': str(raw), 'model.kind': kind, 'model.use_lora': False, 'model.freeze_vision': freeze_vision,
             'model.freeze_projector': False, 'model.freeze_language': False, 'model.adapter': '',
             'data.image_root': str(data_dir), 'run.output_dir': str(run_dir), 'run.seed': seed, 'run.progress': show_progress,
             'train.train_jsonl': [str(f) for f in files], 'train.val_jsonl': [], 'train.backend': 'single',
@@ -213,6 +298,8 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       workers:int|None=None, # suite generator processes (None: all cores)
                       threads:int=1, # torch CPU threads while training (1: 1.2-1.35x slower than 2 on an idle 2-core machine, 2-5x faster when other work shares the cores; bench/results/pretrain.csv)
                       score_counts:dict|None=None, # held-out items per suite scored into `base_build.json` (None: `SCORE_VAL`; {}: none)
+                      vision_warmup:dict|None=None, # `ctc_warmup` keys (steps, batch_size, learning_rate): teach the tower to spell lines first
+                      freeze_vision:bool=False, # keep the vision tower fixed while pre-training (the projector still learns)
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"
     cfg = cfg if cfg is not None else load_config('tiny')
@@ -222,7 +309,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     show = bool(cfg.run.progress)
     data_dir, run_dir = work/'data', work/'run'
     probe = _train_cfg(cfg, work/'raw', [], data_dir, run_dir, seed, train, show)
-    spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars))
+    spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars), vision_warmup, freeze_vision)
     tr = TranscriptContext(transcript_p, transcript_chars, spec['transcript']['suites'])
     score_counts = SCORE_VAL if score_counts is None else score_counts
     if existing_base(out, spec, force):
@@ -236,14 +323,34 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
         texts += [l for f in files for s in read_samples(f) for l in [transcript_line(sample_transcript(s, tr.suites), tr.max_chars)] if l]
     raw = build_tiny_vlm(work/'raw', texts, seed=seed, overwrite=True, **build)
     times['build_s'] = time.perf_counter() - t0; t0 = time.perf_counter()
+    if vision_warmup: _warm_tower(raw, vision_warmup, seed, show, threads, work/'vision_warmup.json'); times['vision_warmup_s'] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     shutil.rmtree(run_dir, ignore_errors=True)
-    tcfg = _train_cfg(cfg, raw, files, data_dir, run_dir, seed, train, show, threads)
+    tcfg = _train_cfg(cfg, raw, files, data_dir, run_dir, seed, train, show, threads, freeze_vision=freeze_vision)
     hooks = ([ImageDropout(image_dropout)] if image_dropout else []) + ([tr] if transcript_p else [])
     summary = run_train(tcfg, hooks=hooks)
     times['train_s'] = time.perf_counter() - t0
     save_build(out, summary, run_dir, spec, times, files)
+    if vision_warmup: _add_record(out, vision_warmup=json.loads((work/'vision_warmup.json').read_text()))
     if score_counts: _record_scores(out, cfg, score_counts, work/'score', seed)
     return out
+
+def _warm_tower(raw:Path, settings:dict, seed:int, show:bool, threads:int, record:Path):
+    "`ctc_warmup` the vision tower of the saved model in `raw` and save it back; the curve goes to `record`"
+    import torch
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+    before = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    try:
+        model = Qwen3VLForConditionalGeneration.from_pretrained(raw); proc = AutoProcessor.from_pretrained(raw)
+        res = ctc_warmup(model, proc, seed=seed, show_progress=show, **settings)
+        model.save_pretrained(raw)
+    finally: torch.set_num_threads(before)
+    atomic_write_json(record, res)
+
+def _add_record(out:Path, **keys):
+    "Add `keys` to the `base_build.json` record in `out`"
+    info = out/'base_build.json'; atomic_write_json(info, {**json.loads(info.read_text()), **keys})
 
 def _record_scores(out:Path, cfg, counts:dict, work:Path, seed:int):
     "Score the build in `out` (`base_scores`) and add the seconds it took to its record"
@@ -341,3 +448,23 @@ def base_scores(model_dir=BASE_DIR, # base model folder
     info = Path(model_dir)/'base_build.json'
     if record and info.exists(): atomic_write_json(info, {**json.loads(info.read_text()), 'scores': out})
     return out
+
+# %% ../nbs/56_pretrain.ipynb #c7a1e010
+READER_DIR = 'data/models/tiny-qwen3-vl-reader'
+READER_BUILD = dict(mix={'read_lines': 8000}, build={'vocab_size': 300}, image_dropout=0.0, transcript_p=0.0,
+                    vision_warmup={'steps': 2000, 'batch_size': 16, 'learning_rate': 1e-3}, freeze_vision=True,
+                    train={'max_steps': 3000, 'learning_rate': 1e-3, 'warmup_steps': 50})  # `ensure_base_model` keys
+READER_SCORES = {'read_lines': 100}  # held-out lines scored into the record
+
+def ensure_reader_model(out_dir=READER_DIR, # folder of the reader (`model.name_or_path` points here)
+                        cfg=None, # config (None: tiny profile)
+                        force:bool=False, # rebuild even when `out_dir` holds a model
+                        score_counts:dict|None=None, # held-out items scored (None: `READER_SCORES`; {}: none)
+                        work_dir=None, # suites, raw model and run (None: `<data.root>/pretrain_reader`)
+                        **overrides, # `ensure_base_model` keys over `READER_BUILD`
+                       ) -> Path:
+    "Build the tiny reading VLM (CTC-taught frozen tower, character vocabulary, transcription) unless `out_dir` holds it"
+    cfg = cfg if cfg is not None else load_config('tiny')
+    work = Path(work_dir) if work_dir else Path(cfg.data.root)/'pretrain_reader'
+    return ensure_base_model(out_dir, cfg, force=force, work_dir=work,
+                             score_counts=READER_SCORES if score_counts is None else score_counts, **{**READER_BUILD, **overrides})

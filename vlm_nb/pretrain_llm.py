@@ -17,12 +17,12 @@ from .models.backbone import load_backbone
 from .models.tiny import build_tiny_llm
 from .figures import bootstrap_ci
 from .train import train as run_train
-from .pretrain import BASE_DIR, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model, existing_base, save_build, spec_hash
+from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model, existing_base, save_build, spec_hash
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
-           'SCORE_KEYS', 'SWEEP_COLUMNS', 'solution_sample', 'math_data', 'math_accuracy', 'math_spec',
-           'ensure_math_llm', 'list_models', 'models_main', 'math_sweep']
+           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'solution_sample', 'math_data', 'math_accuracy', 'math_spec',
+           'ensure_math_llm', 'list_models', 'ensure_zoo_model', 'models_main', 'math_sweep']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
 MATH_LLM_DIR = 'data/models/tiny-qwen3-math'
@@ -146,6 +146,21 @@ def list_models(root='data/models') -> list[dict]:
                          **{k: sc[k] for k in SCORE_KEYS if k in sc}))
     return rows
 
+# %% ../nbs/57_pretrain_llm.ipynb #d4e5f602
+ZOO = {'vlm': BASE_DIR, 'reader': READER_DIR, 'math': MATH_LLM_DIR}  # zoo member -> its default folder
+
+def ensure_zoo_model(name_or_path, # a zoo folder (`ZOO`'s values) or any other model id / folder
+                     cfg=None, # config (None: tiny profile)
+                     seed:int|None=None, # seed of the build (None: `cfg.run.seed`)
+                    ) -> Path|None:
+    "Build (or reuse) the zoo model whose default folder is `name_or_path`; None when it names no zoo member"
+    p = Path(str(name_or_path)).resolve()
+    which = next((k for k, d in ZOO.items() if Path(d).resolve() == p), None)
+    if which == 'vlm': return ensure_base_model(name_or_path, cfg, seed=seed)
+    if which == 'reader': return ensure_reader_model(name_or_path, cfg, seed=seed)
+    if which == 'math': return ensure_math_llm(name_or_path, cfg, seed=seed)
+    return None
+
 # %% ../nbs/57_pretrain_llm.ipynb #98f80f3b
 def models_main(argv:list) -> int:
     "`vlm_nb models build|list`: build the tiny bases (cached by their spec) or list the built models"
@@ -153,8 +168,9 @@ def models_main(argv:list) -> int:
     ap = argparse.ArgumentParser(prog='vlm_nb models', description='Build or list the tiny base models under data/models.')
     sub = ap.add_subparsers(dest='cmd', required=True)
     b = sub.add_parser('build', help='build the tiny bases unless their folders hold these builds')
-    b.add_argument('--which', choices=('all', 'vlm', 'math'), default='all', help='vlm: the base VLM; math: the maths LLM; all: both')
-    b.add_argument('--out_dir', default='', help=f'folder of the one model --which names (default: {BASE_DIR} / {MATH_LLM_DIR})')
+    b.add_argument('--which', choices=('all', 'vlm', 'reader', 'math'), default='all',
+                   help='vlm: the base VLM; reader: the reading VLM; math: the maths LLM; all: the three')
+    b.add_argument('--out_dir', default='', help=f'folder of the one model --which names (default: {BASE_DIR} / {READER_DIR} / {MATH_LLM_DIR})')
     b.add_argument('--profile', default='tiny', help='config profile or YAML')
     b.add_argument('--force', action='store_true', help='rebuild even when the folder holds a model')
     b.add_argument('--max_steps', type=int, default=0, help='pre-training steps (0: the default schedule)')
@@ -167,10 +183,13 @@ def models_main(argv:list) -> int:
         for r in rows: print('  '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}' for k, v in r.items()))
         if not rows: print(f'no built models under {a.root}')
         return 0
-    if a.out_dir and a.which == 'all': ap.error('--out_dir names one model: give --which vlm or --which math')
+    if a.out_dir and a.which == 'all': ap.error('--out_dir names one model: give --which vlm, reader or math')
     cfg, train = load_config(a.profile), ({'max_steps': a.max_steps} if a.max_steps else None)
     outs = []
     if a.which in ('all', 'vlm'): outs.append(ensure_base_model(a.out_dir or BASE_DIR, cfg, force=a.force, train=train, score_counts={} if a.no_scores else None))
+    if a.which in ('all', 'reader'):
+        outs.append(ensure_reader_model(a.out_dir or READER_DIR, cfg, force=a.force, score_counts={} if a.no_scores else None,
+                                        **({'train': {**READER_BUILD['train'], **train}} if train else {})))
     if a.which in ('all', 'math'): outs.append(ensure_math_llm(a.out_dir or MATH_LLM_DIR, cfg, force=a.force, train=train, n_score=0 if a.no_scores else None))
     for out in outs:
         info = base_info(out)

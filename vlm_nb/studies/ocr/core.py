@@ -17,8 +17,8 @@ from ...config import section, load_config, load_study_config, Config
 from ...records import derive_seed, study_root as _study_root
 from ...train import MODELS, backbone_model
 from ...records import atomic_write_json, write_csv
-from ...data.synth import (FAMILIES, FONT_NAMES, _ocr_token, font, item_rng, image_rel, pick, render_lines, save_png,
-                               suite, synth_sample)
+from ...data.synth import item_rng, image_rel, save_png, suite, synth_sample
+from ...pretrain import word_line_image
 from ...models.backbone import load_backbone, save_backbone, merge_lora, torch_dtype
 from ...eval.matrix import drop_images, Method, eval_method, evaluate_dataset, load_eval_model
 from ...figures import bootstrap_ci, figure_recipe, headline_recipe, find_tables, concat_tables, plot_metric_bars, plot_training, save_into
@@ -120,13 +120,16 @@ from transformers import StoppingCriteria
 class RepetitionGuard(StoppingCriteria):
     "Stop each row whose generated tail loops (see `repeated_tail`); remember which rows it stopped"
     def __init__(self, prompt_len:int, # length of the (left-padded) prompt batch
-                 max_unit:int=8, repeats:int=4):
-        self.prompt_len, self.max_unit, self.repeats, self.fired = prompt_len, max_unit, repeats, {}
+                 max_unit:int=8, repeats:int=4,
+                 stop_ids:Sequence[int]=(), # end and pad tokens: a row holding one has ended, and `generate` pads it on
+                ):
+        self.prompt_len, self.max_unit, self.repeats, self.fired, self.stop = prompt_len, max_unit, repeats, {}, set(stop_ids)
     def __call__(self, input_ids, scores=None, **kw):
         import torch
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for i, row in enumerate(input_ids[:, self.prompt_len:].tolist()):
             if i in self.fired: done[i] = True; continue
+            if self.stop & set(row): done[i] = True; continue  # ended: its padding is no loop
             p = repeated_tail(row, self.max_unit, self.repeats)
             if p: self.fired[i] = p; done[i] = True
         return done
@@ -144,12 +147,12 @@ def guarded_generate(model, batch:dict, guard_max_unit:int=8, guard_repeats:int=
     "`model.generate` with a `RepetitionGuard`; looping tails trimmed; per-row `guard_fired` / `hit_cap` columns"
     gen_cfg = kw.get('generation_config')
     L = batch['input_ids'].shape[1]
-    guard = RepetitionGuard(L, guard_max_unit, guard_repeats)
-    seqs = model.generate(**batch, stopping_criteria=[guard], **kw)
-    seqs = getattr(seqs, 'sequences', seqs)
     pad = gen_cfg.pad_token_id if gen_cfg is not None and gen_cfg.pad_token_id is not None else 0
     eos = gen_cfg.eos_token_id if gen_cfg is not None else None
     eos = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    guard = RepetitionGuard(L, guard_max_unit, guard_repeats, stop_ids=eos | {pad})
+    seqs = model.generate(**batch, stopping_criteria=[guard], **kw)
+    seqs = getattr(seqs, 'sequences', seqs)
     cap = gen_cfg.max_new_tokens if gen_cfg is not None else None
     out, cols = seqs.clone(), []
     for i in range(seqs.shape[0]):
@@ -182,12 +185,7 @@ def word_line(rng, # numpy Generator of this item
               font_px:int, n_words:int, scale:float=1.0):
     "One rendered line `(image, text)` with `n_words` words at `font_px` px, resized by `scale`"
     from PIL import Image
-    f = font(int(font_px), pick(rng, FAMILIES), bool(rng.random() < 0.2))
-    words = [_ocr_token(rng) for _ in range(int(n_words))]
-    if rng.random() < 0.5: words[0] = words[0][:1].upper() + words[0][1:]
-    text = ' '.join(words)
-    bg = tuple(int(v) for v in rng.integers(232, 256, 3)); ink = tuple(int(v) for v in rng.integers(0, 60, 3))
-    img = render_lines([text], f, ink, bg)
+    img, text = word_line_image(rng, font_px, n_words)
     if scale != 1.0: img = img.resize((max(1, round(img.width*scale)), max(1, round(img.height*scale))), Image.BICUBIC)
     return img, text
 
@@ -222,7 +220,7 @@ def line_set(out_dir, # image root (images go under `out_dir/<name>/`)
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #3e89bf0f
 @suite('ocr_words')
 def make_ocr_words(index, rng, split, out_dir, image_prefix):
-    "Single rendered lines of 1–4 words at 22–28 px with exact transcriptions (the ocr study's tiny training data)"
+    "Single rendered lines of 1–4 words at 22–28 px with exact transcriptions (a data suite; the study draws its own lines with `line_set`)"
     px, nw = int(rng.integers(22, 29)), int(rng.integers(1, 5))
     img, text = word_line(rng, px, nw)
     rel = save_png(img, out_dir, image_rel(image_prefix, split, index))
@@ -499,7 +497,7 @@ def ocr_figures(run_dir, out_dir) -> list[Path]:
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #6e713078
 @headline_recipe('ocr')
 def ocr_headline(run_dir) -> list[dict]:
-    "Corpus CER / WER per evaluated form (95 % intervals over lines) and the no-image CER of the adapter model"
+    "Corpus CER / WER per evaluated form (95 % intervals over lines), the no-image CER of the adapter model and the base's CER in its own format"
     import pandas as pd
     run_dir, rows = Path(run_dir), []
     for f in sorted(run_dir.rglob('ocr_model_comparison.csv'))[-1:]:
@@ -514,4 +512,8 @@ def ocr_headline(run_dir) -> list[dict]:
             lo, hi = e.get('cer_lora_no_image_ci') or (None, None)
             rows.append(dict(setting='lora_no_image', metric='CER (corpus)', value=float(e['cer_lora_no_image']), ci_low=lo, ci_high=hi,
                              unit='error rate, lower is better', source=str(f.relative_to(run_dir))))
+        if e.get('cer_base_own_prompt') is not None:
+            lo, hi = e.get('cer_base_own_prompt_ci') or (None, None)
+            rows.append(dict(setting='base_own_prompt', metric='CER (corpus)', value=float(e['cer_base_own_prompt']), ci_low=lo, ci_high=hi,
+                             unit='error rate, lower is better (the base without the study prompt)', source=str(f.relative_to(run_dir))))
     return rows
