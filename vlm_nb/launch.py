@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
-from .records import PROGRESS_ENV, atomic_write_text, progress as progress_bar, report_progress, seed_everything
+from .records import PROGRESS_ENV, atomic_write_json, atomic_write_text, progress as progress_bar, report_progress, seed_everything
 from .config import ConfigError, coerce, save_config, section, suggest
 from .dist import DistInfo, worker_device
 
@@ -18,7 +18,7 @@ from .dist import DistInfo, worker_device
 __all__ = ['PROGRESS_TAG', 'LAUNCHERS', 'RANK_PREFIX', 'PEER_FAILURE', 'progress_line', 'parse_progress', 'LaunchCfg',
            'LaunchError', 'launch_cfg', 'free_port', 'split_endpoint', 'resolve', 'Sh', 'worker_argv', 'launch_argv',
            'worker_main', 'record_error', 'distributed_session', 'LaunchResult', 'rank_statuses', 'log_tail',
-           'worker_env', 'launch', 'sbatch_script']
+           'worker_env', 'launch', 'run_stage_once', 'sbatch_script']
 
 # %% ../nbs/04_launch.ipynb #1b98b4a3
 PROGRESS_TAG = '[vlm_nb]'
@@ -503,6 +503,43 @@ def launch(args=(), # arguments of the worker module, e.g. `['--config', 'x.yaml
     res = LaunchResult(argv, rc, log_dir, llog, time.time() - t0, hist, list(tail))
     if rc != 0: raise _failure(log_dir, c.launcher, rc, c.tail_lines, list(tail), res, llog)
     return res
+
+# %% ../nbs/04_launch.ipynb #e7c1a002
+def run_stage_once(study:str, # study name (messages)
+                   name:str, # stage name (messages, the launcher's bar)
+                   out, # the stage folder (the trainer's `run.output_dir`)
+                   cfg, # resolved stage config (`Config`); the folder and resume overrides are added
+                   identity:str, # hash of what the stage trains: a finished stage with the same one is reused
+                   fresh:bool=False, # move an old folder aside and start over
+                   progress:bool=True,
+                   finish=None, # `fn(summary) -> dict` of keys added to the summary (exported weights, names)
+                   record:dict|None=None, # more keys for `stage_identity.json` and `stage.json`
+                   overrides=(), # more dotted overrides for the workers
+                   **launch_kw) -> dict:
+    "Train, resume or reuse one stage through `launch`; return the trainer's summary with `action` and `wall_s`"
+    import datetime as dt
+    out, record = Path(out), dict(record or {})
+    if fresh and out.exists(): out.rename(out.with_name(f"{out.name}.old-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"))
+    done, idf = out/'stage.json', out/'stage_identity.json'
+    rec = json.loads(done.read_text()) if done.exists() else None
+    if rec and rec['identity'] == identity:
+        print(f"[vlm_nb] {study} {name}: already finished ({rec['checkpoint']}); reusing it")
+        return {**rec['summary'], 'action': 'done', 'wall_s': 0.0}
+    if idf.exists() and json.loads(idf.read_text())['identity'] != identity:
+        raise ConfigError(f"{out} holds a {study} {name} run with different settings; rerun with fresh=True or use another output folder")
+    resume = out.exists() and any(out.glob('step_*'))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(idf, dict(identity=identity, name=name, sources=list(getattr(cfg, 'sources', [])), **record))
+    action = 'resume' if resume else 'new'
+    print(f"[vlm_nb] {study} {name}: {action} → {out}", flush=True)
+    t0 = time.time()
+    launch(cfg=cfg, overrides=[*overrides, f'run.output_dir={out}', *(['train.resume_from=latest'] if resume else [])], desc=name,
+           echo='rank0', progress=progress, log_dir=out/'logs'/dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f'), **launch_kw)
+    summary = json.loads((out/'summary.json').read_text())
+    if summary.get('status') != 'ok': raise RuntimeError(f"{study} {name} ended with status {summary.get('status')!r} (see {out}/summary.json); rerun to resume it")
+    summary.update(action=action, wall_s=round(time.time() - t0, 1), **(finish(summary) if finish else {}))
+    atomic_write_json(done, dict(identity=identity, checkpoint=summary['checkpoint'], summary=summary, **record))
+    return summary
 
 # %% ../nbs/04_launch.ipynb #30d59c1f
 _SAFE = re.compile(r'[A-Za-z0-9_.,:/%=@+-]+')

@@ -14,7 +14,7 @@ import torch
 import vlm_nb
 import jiwer
 from ...config import section, load_config, load_study_config, Config
-from ...records import derive_seed, study_root as _study_root
+from ...records import config_identity, derive_seed, study_root as _study_root
 from ...train import MODELS, backbone_model
 from ...records import atomic_write_json, write_csv
 from ...data.synth import item_rng, image_rel, save_png, suite, synth_sample
@@ -289,24 +289,10 @@ def train_lora(cfg:Config, # resolved training config (model with `use_lora`, `t
                root, # study root: the stage goes to `<root>/checkpoints/lora`
                fresh:bool=False, # move an old stage folder aside and start over
                progress:bool=True, **launch_kw) -> dict:
-    "Train (or resume, or reuse) the LoRA stage; return the trainer's summary with `action` and `wall_s`"
-    import time, shutil
-    from vlm_nb.launch import launch
-    out = Path(root)/'checkpoints'/'lora'
-    done = out/'summary.json'
-    if fresh and out.exists(): shutil.move(str(out), str(out.with_name(f'lora.old-{int(time.time())}')))
-    if done.exists() and json.loads(done.read_text()).get('status') == 'ok':
-        print(f"[vlm_nb] ocr lora: already finished ({out}); reusing it")
-        return {**json.loads(done.read_text()), 'action': 'done', 'wall_s': 0.0}
-    resume = any(out.glob('step_*/trainer_state.json'))
-    over = [f'run.output_dir={out}', *(['train.resume_from=latest'] if resume else [])]
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"[vlm_nb] ocr lora: {'resume' if resume else 'train'} → {out}", flush=True)
-    t0 = time.time()
-    launch(cfg=cfg, overrides=over, desc='ocr lora', echo='rank0', progress=progress, log_dir=out/'logs'/time.strftime('%Y%m%d-%H%M%S'), **launch_kw)
-    summary = json.loads(done.read_text())
-    if summary.get('status') != 'ok': raise RuntimeError(f"ocr lora ended with status {summary.get('status')!r} (see {done}); rerun to resume it")
-    return {**summary, 'action': 'resume' if resume else 'train', 'wall_s': round(time.time() - t0, 1)}
+    "Train (or resume, or reuse) the LoRA stage (`run_stage_once`); return the trainer's summary with `action` and `wall_s`"
+    from vlm_nb.launch import run_stage_once
+    ident = config_identity(cfg, ('model', 'train', 'data', 'prompt', 'ocr_study'), [cfg.model.name_or_path, *cfg.train.train_jsonl])
+    return run_stage_once('ocr', 'lora', Path(root)/'checkpoints'/'lora', cfg, ident, fresh, progress, **launch_kw)
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #c0efb2cc
 @MODELS.register('ocr_backbone')

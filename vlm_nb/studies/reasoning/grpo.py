@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a771e2a2
 from __future__ import annotations
-import copy, datetime as dt, hashlib, json, math, re, shutil, time
+import copy, json, math, re, shutil
 from dataclasses import field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -13,7 +13,7 @@ import torch.distributed as dist
 import vlm_nb
 from ...registry import Registry
 from ...config import Config, ConfigError, load_config, load_study_config, section
-from ...records import append_jsonl, atomic_write_json, config_identity, derive_seed, file_hash, stage_dir, study_root as _study_root
+from ...records import append_jsonl, config_identity, derive_seed, file_hash, stage_dir, study_root as _study_root
 from ...data.schema import read_samples
 from ...data.mathsets import GSM8K_FINAL, strip_calculator
 from ...data.synth import generate_suite
@@ -21,7 +21,7 @@ from ...models.backbone import load_backbone, save_backbone
 from ...models.tiny import build_tiny_llm
 from ...prompt import SFTCollator, to_device
 from ...eval.metrics import math_equal
-from ...launch import launch
+from ...launch import run_stage_once
 from ...train import COLLATORS, STEPS, TrainStep, is_peft
 
 # %% auto #0
@@ -392,30 +392,11 @@ def run_stage(stage:str, # 'sft' or 'grpo'
               fresh:bool=False, # move the stage's old folder aside and start over
               progress:bool=True,
               **launch_kw) -> dict:
-    "Train (or resume, or reuse) one reasoning stage through the launcher; export its final weights; return its summary"
+    "Train (or resume, or reuse) one reasoning stage through the launcher (`run_stage_once`); export its final weights; return its summary"
     cfg = stage_config(stage, profile, overrides, params)
-    ident, out = stage_identity(cfg), stage_dir(root, stage)
-    if fresh and out.exists(): out.rename(out.with_name(f"{out.name}.old-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"))
-    rec = json.loads((out/'stage.json').read_text()) if (out/'stage.json').exists() else None
-    if rec and rec['identity'] == ident:
-        print(f"[vlm_nb] reasoning {stage}: already finished ({rec['checkpoint']}); reusing it")
-        return {**rec['summary'], 'action': 'done', 'wall_s': 0.0}
-    idf = out/'stage_identity.json'
-    if idf.exists() and json.loads(idf.read_text())['identity'] != ident:
-        raise ConfigError(f"{out} holds a reasoning {stage} run with different settings; rerun with fresh=True or use another output folder")
-    resume = out.exists() and any(out.glob('step_*'))
-    cfg = stage_config(stage, profile, [*overrides, f'run.output_dir={out}', *(['train.resume_from=latest'] if resume else [])], params)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(idf, dict(identity=ident, stage=stage, profile=profile, sources=cfg.sources))
-    action = 'resume' if resume else 'new'
-    print(f"[vlm_nb] reasoning {stage}: {action} → {out}", flush=True)
-    t0 = time.time()
-    launch(cfg=cfg, desc=stage, echo='rank0', progress=progress, log_dir=out/'logs'/dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f'), **launch_kw)
-    summary = json.loads((out/'summary.json').read_text())
-    if summary.get('status') != 'ok': raise RuntimeError(f"reasoning {stage} ended with status {summary.get('status')!r} (see {out}/summary.json)")
-    summary.update(action=action, wall_s=round(time.time() - t0, 1), stage=stage, final=export_final(summary['checkpoint'], final_dir(root, stage)))
-    atomic_write_json(out/'stage.json', dict(identity=ident, stage=stage, checkpoint=summary['checkpoint'], summary=summary))
-    return summary
+    return run_stage_once('reasoning', stage, stage_dir(root, stage), cfg, stage_identity(cfg), fresh, progress,
+                          finish=lambda s: dict(stage=stage, final=export_final(s['checkpoint'], final_dir(root, stage))),
+                          record=dict(stage=stage, profile=profile), **launch_kw)
 
 # %% ../../../nbs/studies/reasoning/01_grpo.ipynb #a1f0c050
 def math_family(out_dir, # where the JSONL files go

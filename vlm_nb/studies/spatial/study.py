@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/studies/spatial/03_study.ipynb #3afe6d5b
 from __future__ import annotations
-import datetime as dt, hashlib, json, math, shutil, time
+import json, math
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Optional, Sequence
@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import torch
 import vlm_nb
-from ...config import Config, ConfigError, load_config, load_study_config, study_config_dir
+from ...config import Config, load_config, load_study_config, study_config_dir
 from ...records import atomic_write_json, config_identity, load_jsonl, stage_dir, study_root as _study_root, write_jsonl
 from ...data.schema import Sample, read_samples
 from ...data.synth import generate_suite
 from ...models.tiny import build_tiny_llm, sample_texts
-from ...launch import launch
+from ...launch import run_stage_once
 from ...figures import bootstrap_ci, figure_recipe, headline_recipe, finish, palette, plot_metric_bars, plot_training, save_into, themed
 from .aggregator import Aggregator, AggregatorCfg
 from .model import SpatialVLM, load_spatial, load_spatial_tokenizer, predict
@@ -58,31 +58,12 @@ def run_stage(stage:str, # 'stage1' or 'stage2'
               fresh:bool=False, # move the stage's old folder aside and start over
               progress:bool=True,
               **launch_kw) -> dict:
-    "Train (or resume, or reuse) one spatial stage through the launcher; return its summary with `final` (the saved model)"
+    "Train (or resume, or reuse) one spatial stage through the launcher (`run_stage_once`); return its summary with `final` (the saved model)"
     name = name or stage
-    cfg = stage_config(stage, profile, overrides, params)
-    ident, out = stage_identity(cfg), stage_dir(root, name)
-    if fresh and out.exists(): out.rename(out.with_name(f"{out.name}.old-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"))
-    rec = json.loads((out/'stage.json').read_text()) if (out/'stage.json').exists() else None
-    if rec and rec['identity'] == ident:
-        print(f"[vlm_nb] spatial {name}: already finished ({rec['checkpoint']}); reusing it")
-        return {**rec['summary'], 'action': 'done', 'wall_s': 0.0}
-    idf = out/'stage_identity.json'
-    if idf.exists() and json.loads(idf.read_text())['identity'] != ident:
-        raise ConfigError(f"{out} holds a spatial {name} run with different settings; rerun with fresh=True or use another output folder")
-    resume = out.exists() and any(out.glob('step_*'))
-    cfg = stage_config(stage, profile, [*overrides, f'run.output_dir={out}', f'run.name={name}', *(['train.resume_from=latest'] if resume else [])], params)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(idf, dict(identity=ident, stage=stage, name=name, profile=profile, sources=cfg.sources))
-    action = 'resume' if resume else 'new'
-    print(f"[vlm_nb] spatial {name}: {action} → {out}", flush=True)
-    t0 = time.time()
-    launch(cfg=cfg, desc=name, echo='rank0', progress=progress, log_dir=out/'logs'/dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f'), **launch_kw)
-    summary = json.loads((out/'summary.json').read_text())
-    if summary.get('status') != 'ok': raise RuntimeError(f"spatial {name} ended with status {summary.get('status')!r} (see {out}/summary.json)")
-    summary.update(action=action, wall_s=round(time.time() - t0, 1), stage=stage, name=name, final=str(Path(summary['checkpoint'])/'model'))
-    atomic_write_json(out/'stage.json', dict(identity=ident, stage=stage, checkpoint=summary['checkpoint'], summary=summary))
-    return summary
+    cfg = stage_config(stage, profile, [*overrides, f'run.name={name}'], params)
+    return run_stage_once('spatial', name, stage_dir(root, name), cfg, stage_identity(stage_config(stage, profile, overrides, params)),
+                          fresh, progress, finish=lambda s: dict(stage=stage, name=name, final=str(Path(s['checkpoint'])/'model')),
+                          record=dict(stage=stage, profile=profile), **launch_kw)
 
 # %% ../../../nbs/studies/spatial/03_study.ipynb #dd3acae3
 MANIFEST_KEYS = ('qa_train', 'qa_test', 'actions_train', 'actions_test', 'image_root', 'llm', 'vggt_checkpoint')
