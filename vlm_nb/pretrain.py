@@ -355,8 +355,7 @@ def _add_record(out:Path, **keys):
 def _record_scores(out:Path, cfg, counts:dict, work:Path, seed:int):
     "Score the build in `out` (`base_scores`) and add the seconds it took to its record"
     t0 = time.perf_counter(); base_scores(out, cfg, counts, work, seed)
-    info = out/'base_build.json'; rec = json.loads(info.read_text())
-    atomic_write_json(info, {**rec, 'seconds': {**rec['seconds'], 'score_s': round(time.perf_counter() - t0, 3)}})
+    _add_record(out, seconds={**base_info(out)['seconds'], 'score_s': round(time.perf_counter() - t0, 3)})
 
 def base_info(out_dir=BASE_DIR) -> dict:
     "The `base_build.json` record of a base model folder"

@@ -156,10 +156,8 @@ def ensure_zoo_model(name_or_path, # a zoo folder (`ZOO`'s values) or any other 
     "Build (or reuse) the zoo model whose default folder is `name_or_path`; None when it names no zoo member"
     p = Path(str(name_or_path)).resolve()
     which = next((k for k, d in ZOO.items() if Path(d).resolve() == p), None)
-    if which == 'vlm': return ensure_base_model(name_or_path, cfg, seed=seed)
-    if which == 'reader': return ensure_reader_model(name_or_path, cfg, seed=seed)
-    if which == 'math': return ensure_math_llm(name_or_path, cfg, seed=seed)
-    return None
+    build = {'vlm': ensure_base_model, 'reader': ensure_reader_model, 'math': ensure_math_llm}.get(which)
+    return build(name_or_path, cfg, seed=seed) if build else None
 
 # %% ../nbs/57_pretrain_llm.ipynb #98f80f3b
 def models_main(argv:list) -> int:
