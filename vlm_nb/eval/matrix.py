@@ -4,7 +4,7 @@
 
 # %% ../../nbs/52_eval.matrix.ipynb #fd500013
 from __future__ import annotations
-import argparse, copy, hashlib, importlib, json, math, os, sys, time, typing
+import argparse, copy, functools, hashlib, importlib, inspect, json, math, os, sys, time, typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence
@@ -25,12 +25,12 @@ from .profile import Measure, new_token_counts, profile_summary, vision_token_co
 
 # %% auto #0
 __all__ = ['EvalSettings', 'EVAL_KEYS', 'SAMPLE_FIELDS', 'SAMPLER', 'METHODS', 'MISSING_GROUP', 'CORRECT_AT', 'MATRIX_COLUMNS',
-           'ALIASES', 'eval_settings', 'levels_of', 'decoding', 'processor_fingerprint', 'state_fingerprint', 'Method',
-           'eval_method', 'make_method', 'drop_images', 'as_samples', 'select_samples', 'group_value', 'check_group_by',
-           'cache_key', 'PredictionCache', 'load_eval_model', 'hash_uniform', 'SeededSampler', 'sample_seeds',
-           'sampling_kwargs', 'Item', 'generation_config', 'load_inputs', 'unpack_output', 'run_batch',
-           'resolve_metric', 'score_of', 'sample_stats', 'EvalProgress', 'group_stats', 'build_rows', 'summarize',
-           'evaluate_dataset', 'matrix_rows', 'evaluate_matrix', 'parse_eval_args', 'main']
+           'ALIASES', 'eval_settings', 'levels_of', 'decoding', 'processor_fingerprint', 'state_fingerprint',
+           'callable_identity', 'Method', 'eval_method', 'make_method', 'drop_images', 'as_samples', 'select_samples',
+           'group_value', 'check_group_by', 'cache_key', 'PredictionCache', 'load_eval_model', 'hash_uniform',
+           'SeededSampler', 'sample_seeds', 'sampling_kwargs', 'Item', 'generation_config', 'load_inputs',
+           'unpack_output', 'run_batch', 'resolve_metric', 'score_of', 'sample_stats', 'EvalProgress', 'group_stats',
+           'build_rows', 'summarize', 'evaluate_dataset', 'matrix_rows', 'evaluate_matrix', 'parse_eval_args', 'main']
 
 # %% ../../nbs/52_eval.matrix.ipynb #6b5602ac
 EvalSettings = EvalCfg  # every setting of one evaluation run is a key of the `eval` config section
@@ -154,6 +154,38 @@ def state_fingerprint(model, # a transformers or peft model
     except Exception: pass
     return fp
 
+# %% ../../nbs/52_eval.matrix.ipynb #c41a7e01
+def _filled(cell) -> bool:
+    "Whether a closure cell holds a value yet"
+    try: cell.cell_contents; return True
+    except ValueError: return False
+
+# %% ../../nbs/52_eval.matrix.ipynb #c41a7e02
+def callable_identity(fn, # a function, lambda, closure, bound method or `functools.partial` (or None)
+                      depth:int=3, # how deep closed-over functions are followed
+                     ):
+    "What decides a callable's behaviour, as JSON: module, name, a hash of its code, and its plain closed-over values"
+    if fn is None: return None
+    plain = lambda v: v is None or isinstance(v, (bool, int, float, str))
+    def value(v, d):
+        if plain(v): return v
+        if isinstance(v, (list, tuple)) and all(plain(x) for x in v): return list(v)
+        if isinstance(v, dict) and all(isinstance(k, str) and plain(x) for k, x in v.items()): return dict(sorted(v.items()))
+        if callable(v) and d > 0 and not isinstance(v, type): return callable_identity(v, d - 1)
+        return type(v).__qualname__
+    if isinstance(fn, functools.partial):
+        return dict(partial=callable_identity(fn.func, depth), args=[value(a, depth) for a in fn.args],
+                    keywords={k: value(v, depth) for k, v in sorted(fn.keywords.items())})
+    if inspect.ismethod(fn): return dict(bound=type(fn.__self__).__qualname__, func=callable_identity(fn.__func__, depth))
+    code = getattr(fn, '__code__', None)
+    out = dict(name=f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}")
+    if code is not None:
+        consts = [c for c in code.co_consts if plain(c)]
+        out['code'] = hashlib.sha256(code.co_code + repr(consts).encode()).hexdigest()[:16]
+        cells = zip(code.co_freevars, fn.__closure__ or ())
+        out['closure'] = {n: value(c.cell_contents, depth) for n, c in cells if n != '__class__' and _filled(c)}
+    return out
+
 # %% ../../nbs/52_eval.matrix.ipynb #b1863a9a
 class Method:
     "An answering method: model + processor, prompt builder, optional input transform and generate function"
@@ -188,8 +220,9 @@ class Method:
     def model_fingerprint(self) -> str: return state_fingerprint(self.model, self.processor)
     @property
     def fingerprint(self) -> str:
-        "Hash of the name, settings, hooks and model fingerprint"
-        ident = dict(name=self.name, settings=self.settings, hooks=[type(h).__qualname__ for h in self.hooks], model=self.model_fingerprint)
+        "Hash of the name, settings, hooks, the prompt, transform and generate functions, and the model fingerprint"
+        fns = {k: callable_identity(getattr(self, k)) for k in ('prompt_fn', 'transform', 'generate_fn')}
+        ident = dict(name=self.name, settings=self.settings, hooks=[type(h).__qualname__ for h in self.hooks], model=self.model_fingerprint, **fns)
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
     def __repr__(self): return f"Method({self.name!r}, {type(self.model).__name__}, settings={self.settings})"
 
