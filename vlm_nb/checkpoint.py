@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 import numpy as np
 import torch
 from .records import atomic_dir, atomic_write_json

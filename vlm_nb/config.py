@@ -5,7 +5,7 @@
 # %% ../nbs/02_config.ipynb #a26cb216
 from __future__ import annotations
 import dataclasses, hashlib, importlib, json, types, typing
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence, Union, get_args, get_origin
 import yaml

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, io, json, math, re, sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import matplotlib

@@ -9,7 +9,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 from .records import PROGRESS_ENV, atomic_write_json, atomic_write_text, progress as progress_bar, report_progress, seed_everything
 from .config import ConfigError, coerce, save_config, section, suggest
 from .dist import DistInfo, worker_device

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import difflib, importlib, pkgutil, sys
 from importlib import metadata
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 # %% auto #0
 __all__ = ['STUDY_GROUP', 'COMMANDS', 'suggest', 'study_modules', 'discover_studies', 'Registry', 'loaded', 'names', 'get',

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, hashlib, io, json, logging, math, os, sys, time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal, NamedTuple, Sequence
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_runner.ipynb #d2a22e5a
 from __future__ import annotations
-import _thread, datetime as dt, json, os, re, signal, subprocess, sys, threading, time
+import _thread, datetime as dt, json, os, signal, subprocess, sys, threading, time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import nbformat

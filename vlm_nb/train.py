@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, contextlib, csv, functools, importlib, json, math, os, resource, shutil, socket, sys, time
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 import numpy as np
 import torch
 from torch import nn

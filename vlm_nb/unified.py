@@ -12,9 +12,9 @@ from typing import Callable, Iterable, Sequence
 from .config import Config, ConfigError, load_config, suggest
 from .records import RecordError, atomic_write_text, file_hash, write_jsonl
 from .dist import dist_env
-from .data.schema import SkipReport, read_samples, validate_sample
+from .data.schema import SkipReport, read_samples
 from .data.sources import ConvertContext, SourceError, get_source, iter_source
-from .ocr import (ENGINE_KEYS, OCRCacheError, OCRSetupError, bind_gpu, build_ocr_cache, default_threads,
+from .ocr import (ENGINE_KEYS, OCRSetupError, bind_gpu, build_ocr_cache, default_threads,
                         engine_from_config, load_ocr_cache, attach_ocr_records, shard_path, merge_shards as merge_ocr_shards)
 from .retrieval import (KINDS, EncoderError, IndexSourceError, build_indices, index_paths, retrieval_cfg,
                               merge_shards as merge_index_shards)

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/10_data.schema.ipynb #26683094
 from __future__ import annotations
-import json
 from dataclasses import dataclass, field, asdict
 from pathlib import Path, PurePosixPath
 from typing import Iterable

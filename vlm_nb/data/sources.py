@@ -4,7 +4,7 @@
 
 # %% ../../nbs/11_data.sources.ipynb #98d837a0
 from __future__ import annotations
-import importlib, os
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator

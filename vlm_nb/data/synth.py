@@ -8,7 +8,7 @@ import importlib, os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 import numpy as np
 from ..registry import Registry
 from ..records import derive_seed, progress, write_jsonl

@@ -4,19 +4,19 @@
 
 # %% ../../nbs/52_eval.matrix.ipynb #fd500013
 from __future__ import annotations
-import argparse, copy, functools, hashlib, importlib, inspect, json, math, os, sys, time, typing
-from dataclasses import asdict, dataclass, field, fields
+import argparse, copy, functools, hashlib, importlib, inspect, json, os, sys, time, typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence
+from typing import Callable, Sequence
 import numpy as np
 import torch
 from ..registry import Registry
 from ..config import Config, ConfigError, EvalCfg, coerce, load_config, suggest
-from ..records import (RecordError, append_jsonl, atomic_write_json, atomic_write_bytes, derive_seed, finish_run,
+from ..records import (RecordError, append_jsonl, atomic_write_json, derive_seed, finish_run,
                             progress, read_csv, read_jsonl, start_run, write_csv, write_results)
-from ..dist import DistInfo, dist_env
+from ..dist import dist_env
 from ..data.schema import Sample, load_image, read_samples, resolve_image, validate_sample
-from ..data.corrupt import IMAGE_CORRUPTIONS, TEXT_TARGETS, check_level, corrupt_sample
+from ..data.corrupt import IMAGE_CORRUPTIONS, check_level, corrupt_sample
 from ..models.backbone import load_backbone, load_model, load_processor
 from ..prompt import SFTCollator, default_prompt, to_device
 from ..checkpoint import check_keys, find_checkpoint, map_state_keys, read_state_dict

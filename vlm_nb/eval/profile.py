@@ -4,7 +4,7 @@
 
 # %% ../../nbs/51_eval.profile.ipynb #b87e7aed
 from __future__ import annotations
-import os, re, resource, sys, time
+import re, resource, sys, time
 from typing import Iterable, Sequence
 import numpy as np
 

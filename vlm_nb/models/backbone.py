@@ -4,13 +4,12 @@
 
 # %% ../../nbs/30_models.backbone.ipynb #e720353c
 from __future__ import annotations
-import json, os, shutil, tempfile
-from contextlib import contextmanager
+import json, os, tempfile
 from dataclasses import field, replace
 from pathlib import Path
 from typing import Literal, Optional
 from ..config import Config, ConfigError, coerce, section, suggest
-from ..records import atomic_dir, default_mode
+from ..records import atomic_dir
 
 # %% auto #0
 __all__ = ['DTYPES', 'PARTS', 'VISION_NAMES', 'PROJECTOR_NAMES', 'ModelCfg', 'model_cfg', 'resolve_source', 'torch_dtype',

@@ -4,8 +4,8 @@
 
 # %% ../../../nbs/studies/ocr/00_ocr.ipynb #c95a9265
 from __future__ import annotations
-import json, math, re, unicodedata
-from dataclasses import dataclass, field, asdict
+import json, math, unicodedata
+from dataclasses import field
 from functools import partial
 from pathlib import Path
 from typing import Literal, Sequence
@@ -21,7 +21,7 @@ from ...data.synth import item_rng, image_rel, save_png, suite, synth_sample
 from ...pretrain import word_line_image
 from ...models.backbone import load_backbone, save_backbone, merge_lora, torch_dtype
 from ...eval.matrix import drop_images, Method, eval_method, evaluate_dataset, load_eval_model
-from ...figures import bootstrap_ci, figure_recipe, headline_recipe, find_tables, concat_tables, plot_metric_bars, plot_training, save_into
+from ...figures import bootstrap_ci, figure_recipe, headline_recipe, plot_metric_bars, plot_training, save_into
 
 # %% auto #0
 __all__ = ['OCR_INSTRUCTION', 'FORMS', 'COMPARISON_COLUMNS', 'SWEEP', 'SWEEP_MIDDLE', 'OcrStudyCfg', 'study_config',

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json, math, re, tempfile
 import yaml
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 import numpy as np
 import pandas as pd
 import vlm_nb
-from ...config import Config, ConfigError, load_config, load_study_config, section
+from ...config import Config, ConfigError, load_study_config, section
 from ...records import atomic_write_json, read_jsonl, write_jsonl
 from ...data.schema import Sample
 from ...data.sources import iter_source

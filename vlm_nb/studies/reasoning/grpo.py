@@ -13,13 +13,13 @@ import torch.distributed as dist
 import vlm_nb
 from ...registry import Registry
 from ...config import Config, ConfigError, load_config, load_study_config, section
-from ...records import append_jsonl, config_identity, derive_seed, file_hash, stage_dir, study_root as _study_root
+from ...records import append_jsonl, config_identity, derive_seed, stage_dir, study_root as _study_root
 from ...data.schema import read_samples
 from ...data.mathsets import GSM8K_FINAL, strip_calculator
 from ...data.synth import generate_suite
 from ...models.backbone import load_backbone, save_backbone
 from ...models.tiny import build_tiny_llm
-from ...prompt import SFTCollator, to_device
+from ...prompt import SFTCollator
 from ...eval.metrics import math_equal
 from ...launch import run_stage_once
 from ...train import COLLATORS, STEPS, TrainStep, is_peft

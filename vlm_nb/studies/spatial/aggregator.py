@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

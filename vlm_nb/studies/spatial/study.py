@@ -4,8 +4,7 @@
 
 # %% ../../../nbs/studies/spatial/03_study.ipynb #3afe6d5b
 from __future__ import annotations
-import json, math
-from collections import Counter, defaultdict
+import json
 from pathlib import Path
 from typing import Optional, Sequence
 import numpy as np
@@ -18,10 +17,10 @@ from ...data.schema import Sample, read_samples
 from ...data.synth import generate_suite
 from ...models.tiny import build_tiny_llm, sample_texts
 from ...launch import run_stage_once
-from ...figures import bootstrap_ci, figure_recipe, headline_recipe, finish, palette, plot_metric_bars, plot_training, save_into, themed
+from ...figures import bootstrap_ci, figure_recipe, headline_recipe, finish, plot_metric_bars, save_into, themed
 from .aggregator import Aggregator, AggregatorCfg
-from .model import SpatialVLM, load_spatial, load_spatial_tokenizer, predict
-from .evaluate import (action_rows as eval_action_rows, majority_baseline, mean_action_baseline,
+from .model import load_spatial, load_spatial_tokenizer, predict
+from .evaluate import (action_rows as eval_action_rows, mean_action_baseline,
                                             qa_rows as eval_qa_rows, question_type)
 
 # %% auto #0

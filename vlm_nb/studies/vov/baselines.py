@@ -4,19 +4,19 @@
 
 # %% ../../../nbs/studies/vov/03_baselines.ipynb #281fb424
 from __future__ import annotations
-import json, math
+import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
 import vlm_nb
-from ...config import Config, ConfigError, load_config, load_study_config
+from ...config import Config, ConfigError, load_study_config
 from ...records import derive_seed, study_root as _study_root, write_csv
 from ...eval.matrix import eval_method
 from ...figures import bootstrap_ci
 from .budget import ACTIONS
-from .policy import ActionMethod, PolicyCfg, PolicyHead, allowed_actions, feature_dim, text_hidden_size
+from .policy import ActionMethod, PolicyCfg, PolicyHead, feature_dim, text_hidden_size
 from .step import POLICY_KEY
 
 # %% auto #0

@@ -5,7 +5,7 @@
 # %% ../../../nbs/studies/vov/00_budget.ipynb #5746d269
 from __future__ import annotations
 import math
-from typing import Literal, Optional
+from typing import Literal
 from PIL import Image
 from ...config import section
 

@@ -8,7 +8,6 @@ from dataclasses import field
 from typing import Callable, Literal, Optional, Sequence
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from ...config import ConfigError, section
 from ...prompt import SFTCollator, model_inputs, to_device
 from ...eval.matrix import Method

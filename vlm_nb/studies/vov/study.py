@@ -4,23 +4,22 @@
 
 # %% ../../../nbs/studies/vov/05_study.ipynb #83b71077
 from __future__ import annotations
-import copy, json, math
+import json, math
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import pandas as pd
 from ...records import atomic_write_json, read_jsonl, write_jsonl
 from ...data.synth import VOV_TEMPLATES, generate_suite
-from ...figures import (ACTION_COLS, bootstrap_ci, figure_recipe, headline_recipe, load_table, plot_action_ratio, plot_metric_bars,
+from ...figures import (ACTION_COLS, bootstrap_ci, figure_recipe, headline_recipe, plot_action_ratio, plot_metric_bars,
                             plot_pareto, plot_training, save_into)
 import torch
 from ...config import Config
 from ...train import load_samples, train
 from ...eval.matrix import evaluate_dataset, load_eval_model, make_method
 from .budget import ACTIONS
-from .policy import PolicyCfg
-from .step import fit_policy, head_extras, policy_table, vov_collator
-from .baselines import CONTRACT_COLUMNS, contract_row, study_config
+from .step import fit_policy, head_extras
+from .baselines import CONTRACT_COLUMNS, contract_row
 
 # %% auto #0
 __all__ = ['prepare_data', 'train_backbone', 'eval_summary', 'scores_of', 'row_of', 'load_a0', 'fit_and_eval', 'key_head',
