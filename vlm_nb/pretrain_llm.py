@@ -4,11 +4,11 @@
 
 # %% ../nbs/57_pretrain_llm.ipynb #6672ee21
 from __future__ import annotations
-import json, shutil, time
+import json, math, shutil, time
 from pathlib import Path
 import torch
 from .registry import COMMANDS
-from .records import atomic_write_json, read_jsonl, write_jsonl
+from .records import atomic_write_json, progress, read_jsonl, write_jsonl
 from .config import load_config
 from .data.schema import read_samples
 from .data.mathsets import GSM8K_FINAL, strip_calculator
@@ -16,13 +16,15 @@ from .data.synth import generate_suite
 from .models.backbone import load_backbone
 from .models.tiny import build_tiny_llm
 from .figures import bootstrap_ci
+from .eval.metrics import anls
 from .train import train as run_train
 from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model, existing_base, save_build, spec_hash
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
-           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'solution_sample', 'math_data', 'math_accuracy', 'math_spec',
-           'ensure_math_llm', 'list_models', 'ensure_zoo_model', 'models_main', 'math_sweep']
+           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'solution_sample', 'math_data', 'math_accuracy',
+           'math_spec', 'ensure_math_llm', 'list_models', 'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns',
+           'copy_curve']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
 MATH_LLM_DIR = 'data/models/tiny-qwen3-math'
@@ -213,4 +215,94 @@ def math_sweep(points:list, # dicts with `hidden_size`, `num_layers`, `max_steps
         rows.append(dict(hidden_size=h, num_layers=l, max_steps=st, train_s=info['seconds']['train_s'], accuracy=sc['accuracy'],
                          accuracy_lo=sc['accuracy_ci'][0], accuracy_hi=sc['accuracy_ci'][1], format_rate=sc['format_rate'],
                          **{f'acc_{k}': v for k, v in sc['by_family'].items()}))
+    return rows
+
+# %% ../nbs/57_pretrain_llm.ipynb #c0a1e002
+def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.values`)
+               every_key:bool=True, # ask every key in turn (False: the suite's question alone)
+              ) -> list[tuple[str, str]]:
+    "`(user text, answer)` chat turns: the suite's question first, then (`every_key`) the line's other keys in line order"
+    meta = rec.get('meta') or {}
+    keys, values = meta.get('keys'), meta.get('values')
+    if not keys or not values or len(keys) != len(values) or rec['answer'] not in values:
+        raise ValueError(f"record {rec.get('id')!r}: expected a copy_facts record with meta.keys and meta.values holding its answer")
+    asked = rec['question'].rsplit('What is the ', 1)[-1].rstrip('?')
+    turns = [(rec['question'], rec['answer'])]
+    if every_key: turns += [(f'What is the {k}?', v) for k, v in zip(keys, values) if k != asked]
+    return turns
+
+# %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
+COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'random_fact')
+
+def _chat_ids(tok, turns:list, upto:int|None=None) -> tuple[list, list]:
+    "Token ids of `turns` in the chat template, and labels on the answers only (`upto`: the last turn's answer left out)"
+    ids, labels = [], []
+    for t, (q, a) in enumerate(turns):
+        prompt = tok(f'<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n', add_special_tokens=False)['input_ids']
+        ids += prompt; labels += [-100] * len(prompt)
+        if upto is not None and t == upto: break
+        ans = tok(f'{a}<|im_end|>\n', add_special_tokens=False)['input_ids']
+        ids += ans; labels += ans
+    return ids, labels
+
+@torch.no_grad()
+def _copy_scores(model, tok, heldout:list, batch_size:int=50, max_new_tokens:int=16) -> dict:
+    "Greedy answers to the held-out records' questions: exact match (with its bootstrap interval) and ANLS"
+    model.eval(); tok.padding_side = 'left'; exact, soft = [], []
+    end = tok.convert_tokens_to_ids('<|im_end|>')
+    for i in range(0, len(heldout), batch_size):
+        b = heldout[i:i + batch_size]
+        rows = [_chat_ids(tok, [(r['question'], '')], upto=0)[0] for r in b]
+        width = max(map(len, rows))
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+        att = (torch.arange(width)[None] >= torch.tensor([width - len(r) for r in rows])[:, None]).long()
+        out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tok.pad_token_id, eos_token_id=end)
+        for r, o in zip(b, tok.batch_decode(out[:, width:], skip_special_tokens=True)):
+            exact.append(float(o.strip() == r['answer'])); soft.append(anls(o.strip(), [r['answer']]))
+    model.train()
+    lo, hi = bootstrap_ci(exact)
+    return dict(exact=sum(exact) / len(exact), exact_lo=lo, exact_hi=hi, anls=sum(soft) / len(soft))
+
+def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
+               hidden_size:int=128, num_layers:int=2, # language model size (4 heads of 32, MLP 2 × width)
+               every_key:bool=True, # ask every key of an example in turn (False: one question per example)
+               max_steps:int=2000, batch_size:int=32, learning_rate:float=3e-3,
+               eval_every:int=500, # held-out scores every N steps (and at the end)
+               n_train:int=20000, n_heldout:int=200, vocab_size:int=2048,
+               seed:int=0, threads:int=1, show_progress:bool=True) -> list[dict]:
+    "Train a tiny Qwen3 on `copy_facts` (answer-only loss, AdamW, warm-up then cosine to 10 %); `COPY_CURVE_COLUMNS` rows"
+    work = Path(work)
+    train_recs = [r for _, r in read_jsonl(generate_suite('copy_facts', work/'train', n_train, seed=seed, split='train', workers=1, show_progress=False))]
+    heldout = [r for _, r in read_jsonl(generate_suite('copy_facts', work/'val', n_heldout, seed=seed, split='val', workers=1, show_progress=False))]
+    texts = [t for r in train_recs for q, a in copy_turns(r) for t in (q, a)]
+    raw = build_tiny_llm(work/'raw', texts, seed=seed, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
+                         intermediate_size=2 * hidden_size, overwrite=True)
+    model, tok = load_backbone(name_or_path=str(raw), kind='llm')
+    old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+        warm = min(50, max_steps)
+        shape = lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+        model.train(); rows, t0 = [], time.perf_counter()
+        bar = progress(range(1, max_steps + 1), desc=f'copy {hidden_size}x{num_layers}', enabled=show_progress)
+        for step in bar:
+            pick = torch.randint(len(train_recs), (batch_size,), generator=gen).tolist()
+            batch = [_chat_ids(tok, copy_turns(train_recs[i], every_key)) for i in pick]
+            width = max(len(i) for i, _ in batch)
+            ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in batch])
+            lab = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch])
+            att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
+            loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
+            bar.set_postfix(loss=f'{loss.item():.3f}')
+            if step % eval_every == 0 or step == max_steps:
+                train_s = time.perf_counter() - t0
+                rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, step=step, train_s=round(train_s, 1),
+                                 **_copy_scores(model, tok, heldout), random_fact=sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout),
+                                 loss=round(loss.item(), 4)))
+                t0 = time.perf_counter() - train_s  # evaluation time is not training time
+    finally: torch.set_num_threads(old_threads)
     return rows
