@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.vlm_nb-installed
 STUDY ?= r3
 PROFILE ?= tiny
+# pytest-xdist workers; each takes whole test files, so a module's fixture is built once (`make test TEST_WORKERS=1`: serial)
+TEST_WORKERS ?= 2
 
 # No model or dataset hub is reachable here: fail a hub lookup at once instead of retrying for ~45 s.
 export HF_HUB_OFFLINE := 1
@@ -37,7 +39,7 @@ nbtest: install
 	MPLBACKEND=Agg $(BIN)/python .ci/nbtest.py --jobs 2
 
 pytest: install
-	$(BIN)/python -m pytest tests -q --durations=20
+	$(BIN)/python -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 ## Developer helpers
 export: install

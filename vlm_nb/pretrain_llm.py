@@ -232,7 +232,7 @@ def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.valu
     return turns
 
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
-COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'random_fact')
+COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'other_fact', 'random_fact')
 
 def _chat_ids(tok, turns:list, upto:int|None=None) -> tuple[list, list]:
     "Token ids of `turns` in the chat template, and labels on the answers only (`upto`: the last turn's answer left out)"
@@ -247,8 +247,8 @@ def _chat_ids(tok, turns:list, upto:int|None=None) -> tuple[list, list]:
 
 @torch.no_grad()
 def _copy_scores(model, tok, heldout:list, batch_size:int=50, max_new_tokens:int=16) -> dict:
-    "Greedy answers to the held-out records' questions: exact match (with its bootstrap interval) and ANLS"
-    model.eval(); tok.padding_side = 'left'; exact, soft = [], []
+    "Greedy answers to the held-out records' questions: exact match (with its bootstrap interval), ANLS, and the share that copied another fact"
+    model.eval(); tok.padding_side = 'left'; exact, soft, other = [], [], []
     end = tok.convert_tokens_to_ids('<|im_end|>')
     for i in range(0, len(heldout), batch_size):
         b = heldout[i:i + batch_size]
@@ -260,9 +260,10 @@ def _copy_scores(model, tok, heldout:list, batch_size:int=50, max_new_tokens:int
                              pad_token_id=tok.pad_token_id, eos_token_id=end)
         for r, o in zip(b, tok.batch_decode(out[:, width:], skip_special_tokens=True)):
             exact.append(float(o.strip() == r['answer'])); soft.append(anls(o.strip(), [r['answer']]))
+            other.append(float(o.strip() != r['answer'] and o.strip() in r['meta']['values']))
     model.train()
     lo, hi = bootstrap_ci(exact)
-    return dict(exact=sum(exact) / len(exact), exact_lo=lo, exact_hi=hi, anls=sum(soft) / len(soft))
+    return dict(exact=sum(exact) / len(exact), exact_lo=lo, exact_hi=hi, anls=sum(soft) / len(soft), other_fact=sum(other) / len(other))
 
 def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
                hidden_size:int=128, num_layers:int=2, # language model size (4 heads of 32, MLP 2 × width)
