@@ -224,9 +224,10 @@ def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.valu
     "`(user text, answer)` chat turns: the suite's question first, then (`every_key`) the line's other keys in line order"
     meta = rec.get('meta') or {}
     keys, values = meta.get('keys'), meta.get('values')
-    if not keys or not values or len(keys) != len(values) or rec['answer'] not in values:
-        raise ValueError(f"record {rec.get('id')!r}: expected a copy_facts record with meta.keys and meta.values holding its answer")
-    asked = rec['question'].rsplit('What is the ', 1)[-1].rstrip('?')
+    asked = rec.get('question', '').rsplit('What is the ', 1)[-1].rstrip('?')
+    if not keys or not values or len(keys) != len(values) or rec.get('answer') not in values or asked not in keys:
+        raise ValueError(f"record {rec.get('id')!r}: expected a copy_facts record (question 'What is the <key>?', "
+                         f"meta.keys and meta.values holding the key and its answer)")
     turns = [(rec['question'], rec['answer'])]
     if every_key: turns += [(f'What is the {k}?', v) for k, v in zip(keys, values) if k != asked]
     return turns
