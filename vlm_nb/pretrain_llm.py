@@ -235,13 +235,12 @@ def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.valu
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
 COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'other_fact', 'random_fact')
 
-def _chat_ids(tok, turns:list, upto:int|None=None) -> tuple[list, list]:
-    "Token ids of `turns` in the chat template, and labels on the answers only (`upto`: the last turn's answer left out)"
+def _chat_ids(tok, turns:list) -> tuple[list, list]:
+    "Token ids of `turns` in the tiny tokenizers' ChatML template (written out: a template render per turn is slow), labels on the answers only"
     ids, labels = [], []
-    for t, (q, a) in enumerate(turns):
+    for q, a in turns:
         prompt = tok(f'<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n', add_special_tokens=False)['input_ids']
         ids += prompt; labels += [-100] * len(prompt)
-        if upto is not None and t == upto: break
         ans = tok(f'{a}<|im_end|>\n', add_special_tokens=False)['input_ids']
         ids += ans; labels += ans
     return ids, labels
@@ -253,13 +252,10 @@ def _copy_scores(model, tok, heldout:list, batch_size:int=50, max_new_tokens:int
     end = tok.convert_tokens_to_ids('<|im_end|>')
     for i in range(0, len(heldout), batch_size):
         b = heldout[i:i + batch_size]
-        rows = [_chat_ids(tok, [(r['question'], '')], upto=0)[0] for r in b]
-        width = max(map(len, rows))
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
-        att = (torch.arange(width)[None] >= torch.tensor([width - len(r) for r in rows])[:, None]).long()
-        out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tok.pad_token_id, eos_token_id=end)
-        for r, o in zip(b, tok.batch_decode(out[:, width:], skip_special_tokens=True)):
+        prompts = [tok.apply_chat_template([{'role': 'user', 'content': r['question']}], tokenize=False, add_generation_prompt=True) for r in b]
+        enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=end)
+        for r, o in zip(b, tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)):
             exact.append(float(o.strip() == r['answer'])); soft.append(anls(o.strip(), [r['answer']]))
             other.append(float(o.strip() != r['answer'] and o.strip() in r['meta']['values']))
     model.train()
