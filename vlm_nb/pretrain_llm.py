@@ -4,7 +4,7 @@
 
 # %% ../nbs/57_pretrain_llm.ipynb #6672ee21
 from __future__ import annotations
-import json, math, shutil, time
+import json, math, random, shutil, time
 from pathlib import Path
 import torch
 from .registry import COMMANDS
@@ -220,8 +220,9 @@ def math_sweep(points:list, # dicts with `hidden_size`, `num_layers`, `max_steps
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e002
 def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.values`)
                every_key:bool=True, # ask every key in turn (False: the suite's question alone)
+               shuffle:bool=True, # ask the other keys in an order drawn from the record's id (False: line order)
               ) -> list[tuple[str, str]]:
-    "`(user text, answer)` chat turns: the suite's question first, then (`every_key`) the line's other keys in line order"
+    "`(user text, answer)` chat turns: the suite's question first, then (`every_key`) the line's other keys"
     meta = rec.get('meta') or {}
     keys, values = meta.get('keys'), meta.get('values')
     asked = rec.get('question', '').rsplit('What is the ', 1)[-1].rstrip('?')
@@ -229,11 +230,13 @@ def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.valu
         raise ValueError(f"record {rec.get('id')!r}: expected a copy_facts record (question 'What is the <key>?', "
                          f"meta.keys and meta.values holding the key and its answer)")
     turns = [(rec['question'], rec['answer'])]
-    if every_key: turns += [(f'What is the {k}?', v) for k, v in zip(keys, values) if k != asked]
-    return turns
+    rest = [(f'What is the {k}?', v) for k, v in zip(keys, values) if k != asked] if every_key else []
+    if shuffle: random.Random(str(rec.get('id'))).shuffle(rest)
+    return turns + rest
 
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
-COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'other_fact', 'random_fact')
+COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'other_fact',
+                      'same_answer', 'random_fact')
 
 def _chat_ids(tok, turns:list) -> tuple[list, list]:
     "Token ids of `turns` in the tiny tokenizers' ChatML template (written out: a template render per turn is slow), labels on the answers only"
@@ -246,21 +249,33 @@ def _chat_ids(tok, turns:list) -> tuple[list, list]:
     return ids, labels
 
 @torch.no_grad()
-def _copy_scores(model, tok, heldout:list, batch_size:int=50, max_new_tokens:int=16) -> dict:
-    "Greedy answers to the held-out records' questions: exact match (with its bootstrap interval), ANLS, and the share that copied another fact"
-    model.eval(); tok.padding_side = 'left'; exact, soft, other = [], [], []
-    end = tok.convert_tokens_to_ids('<|im_end|>')
-    for i in range(0, len(heldout), batch_size):
-        b = heldout[i:i + batch_size]
-        prompts = [tok.apply_chat_template([{'role': 'user', 'content': r['question']}], tokenize=False, add_generation_prompt=True) for r in b]
+def _greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_tokens:int=16) -> list[str]:
+    "Greedy answers (stripped) to single-turn `questions`, in the tokenizer's chat template"
+    model.eval(); tok.padding_side = 'left'; end = tok.convert_tokens_to_ids('<|im_end|>'); outs = []
+    for i in range(0, len(questions), batch_size):
+        prompts = [tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
+                   for q in questions[i:i + batch_size]]
         enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False)
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=end)
-        for r, o in zip(b, tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)):
-            exact.append(float(o.strip() == r['answer'])); soft.append(anls(o.strip(), [r['answer']]))
-            other.append(float(o.strip() != r['answer'] and o.strip() in r['meta']['values']))
+        outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
     model.train()
+    return outs
+
+def _copy_scores(model, tok, heldout:list,
+                 n_lines:int=50, # held-out lines whose every key is asked in turn (`same_answer`)
+                 **kw) -> dict:
+    "Exact match (with its bootstrap interval), ANLS, the share that copied another fact, and the share of lines answered alike whatever key is asked"
+    outs = _greedy_answers(model, tok, [r['question'] for r in heldout], **kw)
+    exact = [float(o == r['answer']) for r, o in zip(heldout, outs)]
+    other = [float(o != r['answer'] and o in r['meta']['values']) for r, o in zip(heldout, outs)]
+    lines = heldout[:n_lines]
+    asks = [f"{r['question'].rsplit(chr(10) + 'What is the ', 1)[0]}\nWhat is the {k}?" for r in lines for k in r['meta']['keys']]
+    answers, same, i = _greedy_answers(model, tok, asks, **kw), [], 0
+    for r in lines:
+        n = len(r['meta']['keys']); same.append(float(len(set(answers[i:i + n])) == 1)); i += n
     lo, hi = bootstrap_ci(exact)
-    return dict(exact=sum(exact) / len(exact), exact_lo=lo, exact_hi=hi, anls=sum(soft) / len(soft), other_fact=sum(other) / len(other))
+    return dict(exact=sum(exact) / len(exact), exact_lo=lo, exact_hi=hi, anls=sum(anls(o, [r['answer']]) for r, o in zip(heldout, outs)) / len(outs),
+                other_fact=sum(other) / len(other), same_answer=sum(same) / len(same))
 
 def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
                hidden_size:int=128, num_layers:int=2, # language model size (4 heads of 32, MLP 2 × width)
