@@ -185,11 +185,13 @@ class ProgressTail:
             if isinstance(r, dict): out.append(r)
         return out
 
-    def lines(self, now:float|None=None) -> list[str]:
+    def lines(self, now:float|None=None,
+              final:bool=False, # the run has ended: every bar's last record, due or not
+             ) -> list[str]:
         "Lines due at `now`: each bar that moved since its last line, unless it began and ended unseen in between"
         for r in self.read(): self.latest[(r.get('pid'), r.get('desc'))] = r
         now = time.time() if now is None else now
-        if now - self._last < self.every: return []
+        if now - self._last < self.every and not final: return []
         self._last, out = now, []
         for k, r in self.latest.items():
             if self.shown.get(k) is r or (r.get('done') and k not in self.shown): continue
@@ -205,6 +207,7 @@ class ProgressTail:
         return self
     def __exit__(self, *exc):
         self._stop.set(); self._thread.join(5)
+        for l in self.lines(final=True): tqdm_std.write(l, file=self.file or sys.stderr)  # the records of the last `every` s
 
 # %% ../nbs/90_runner.ipynb #c0fcf3bc
 def _utcnow() -> str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
