@@ -261,6 +261,10 @@ def _greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_token
     model.train()
     return outs
 
+def _ask(rec:dict, key:str) -> str:
+    "The record's `Pseudo-text:` line with the question for `key`"
+    return f"{rec['question'].rsplit(chr(10), 1)[0]}\nWhat is the {key}?"
+
 def _copy_scores(model, tok, heldout:list,
                  n_lines:int=50, # held-out lines whose every key is asked in turn (`same_answer`)
                  **kw) -> dict:
@@ -269,7 +273,7 @@ def _copy_scores(model, tok, heldout:list,
     exact = [float(o == r['answer']) for r, o in zip(heldout, outs)]
     other = [float(o != r['answer'] and o in r['meta']['values']) for r, o in zip(heldout, outs)]
     lines = heldout[:n_lines]
-    asks = [f"{r['question'].rsplit(chr(10) + 'What is the ', 1)[0]}\nWhat is the {k}?" for r in lines for k in r['meta']['keys']]
+    asks = [_ask(r, k) for r in lines for k in r['meta']['keys']]
     answers, same, i = _greedy_answers(model, tok, asks, **kw), [], 0
     for r in lines:
         n = len(r['meta']['keys']); same.append(float(len(set(answers[i:i + n])) == 1)); i += n
