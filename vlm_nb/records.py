@@ -429,7 +429,7 @@ def _reporting(base):
         def __init__(self, *args, **kw):
             super().__init__(*args, **kw)
             self._k0 = self._k = self.n
-            self._t0, self._tlast, self._metrics, self._closed = time.time(), 0.0, {}, False
+            self._t0, self._tlast, self._metrics, self._closed, self._iterating = time.time(), 0.0, {}, False, False
         def _report(self, done=False):
             now = time.time()
             if not done and now - self._tlast < _REPORT_EVERY: return
@@ -440,12 +440,16 @@ def _reporting(base):
             report_progress(str(self.desc).rstrip(': ') or 'progress', self._k, self.total, el, eta, done, **self._metrics)
         def update(self, n=1):
             r = super().update(n)
-            self._k += n; self._report()
+            if not self._iterating: self._k += n  # tqdm's own loop also calls `update`: its items are counted below
+            self._report()
             return r
         def __iter__(self):
-            for x in super().__iter__():
-                yield x
-                self._k += 1; self._report()
+            self._iterating = True
+            try:
+                for x in super().__iter__():
+                    yield x
+                    self._k += 1; self._report()
+            finally: self._iterating = False
         def set_postfix(self, ordered_dict=None, refresh=True, **kw):
             self._metrics.update({**(ordered_dict or {}), **kw})
             return super().set_postfix(ordered_dict, refresh, **kw)
