@@ -25,12 +25,13 @@ from .profile import Measure, new_token_counts, profile_summary, vision_token_co
 
 # %% auto #0
 __all__ = ['EvalSettings', 'EVAL_KEYS', 'SAMPLE_FIELDS', 'SAMPLER', 'METHODS', 'MISSING_GROUP', 'CORRECT_AT', 'MATRIX_COLUMNS',
-           'ALIASES', 'eval_settings', 'levels_of', 'decoding', 'processor_fingerprint', 'state_fingerprint',
-           'callable_identity', 'Method', 'eval_method', 'make_method', 'drop_images', 'as_samples', 'select_samples',
-           'group_value', 'check_group_by', 'cache_key', 'PredictionCache', 'load_eval_model', 'hash_uniform',
-           'SeededSampler', 'sample_seeds', 'sampling_kwargs', 'Item', 'generation_config', 'load_inputs',
-           'unpack_output', 'run_batch', 'resolve_metric', 'score_of', 'sample_stats', 'EvalProgress', 'group_stats',
-           'build_rows', 'summarize', 'evaluate_dataset', 'matrix_rows', 'evaluate_matrix', 'parse_eval_args', 'main']
+           'ALIASES', 'eval_settings', 'levels_of', 'decoding', 'stable_json', 'processor_fingerprint',
+           'state_fingerprint', 'callable_identity', 'Method', 'eval_method', 'make_method', 'drop_images',
+           'as_samples', 'select_samples', 'group_value', 'check_group_by', 'cache_key', 'PredictionCache',
+           'load_eval_model', 'hash_uniform', 'SeededSampler', 'sample_seeds', 'sampling_kwargs', 'Item',
+           'generation_config', 'load_inputs', 'unpack_output', 'run_batch', 'resolve_metric', 'score_of',
+           'sample_stats', 'EvalProgress', 'group_stats', 'build_rows', 'summarize', 'evaluate_dataset', 'matrix_rows',
+           'evaluate_matrix', 'parse_eval_args', 'main']
 
 # %% ../../nbs/52_eval.matrix.ipynb #6b5602ac
 EvalSettings = EvalCfg  # every setting of one evaluation run is a key of the `eval` config section
@@ -101,6 +102,14 @@ def decoding(s:EvalSettings, seed:int=0) -> dict:
     return d
 
 # %% ../../nbs/52_eval.matrix.ipynb #065f4c18
+def _stable(v):
+    "JSON for what json cannot write: sets as sorted lists (their order changes with each process's hash seed), the rest as text"
+    return sorted(v, key=str) if isinstance(v, (set, frozenset)) else str(v)
+
+def stable_json(obj) -> str:
+    "JSON text of `obj` that is the same in every process: keys sorted, sets sorted, other objects as text"
+    return json.dumps(obj, sort_keys=True, default=_stable)
+
 def _tensor_bytes(t) -> bytes:
     t = t.detach()
     if t.device.type != 'cpu': t = t.cpu()
@@ -120,9 +129,9 @@ def processor_fingerprint(processor) -> str:
     h.update(json.dumps(sorted(map(str, getattr(tok, 'all_special_tokens', [])))).encode())
     for obj in (processor, tok):
         ct = getattr(obj, 'chat_template', None)
-        h.update(json.dumps(ct, sort_keys=True, default=str).encode())
+        h.update(stable_json(ct).encode())
     ip = getattr(processor, 'image_processor', None)
-    if ip is not None: h.update(json.dumps(ip.to_dict(), sort_keys=True, default=str).encode())
+    if ip is not None: h.update(stable_json(ip.to_dict()).encode())
     return h.hexdigest()
 
 # %% ../../nbs/52_eval.matrix.ipynb #8c76ff78
@@ -141,10 +150,9 @@ def state_fingerprint(model, # a transformers or peft model
     conf = getattr(model, 'config', None)
     if conf is not None:
         d = conf.to_dict(); d.pop('_name_or_path', None)
-        h.update(json.dumps(d, sort_keys=True, default=str).encode())
+        h.update(stable_json(d).encode())
     pc = getattr(model, 'peft_config', None)
-    if pc: h.update(json.dumps({k: {a: b for a, b in v.to_dict().items() if a not in _PEFT_IGNORED}
-                                for k, v in pc.items()}, sort_keys=True, default=str).encode())
+    if pc: h.update(stable_json({k: {a: b for a, b in v.to_dict().items() if a not in _PEFT_IGNORED} for k, v in pc.items()}).encode())
     for k in sorted(sd):
         t = sd[k]
         h.update(f'{k}|{t.dtype}|{tuple(t.shape)}'.encode()); h.update(_tensor_bytes(t))
@@ -223,7 +231,7 @@ class Method:
         "Hash of the name, settings, hooks, the prompt, transform and generate functions, and the model fingerprint"
         fns = {k: callable_identity(getattr(self, k)) for k in ('prompt_fn', 'transform', 'generate_fn')}
         ident = dict(name=self.name, settings=self.settings, hooks=[type(h).__qualname__ for h in self.hooks], model=self.model_fingerprint, **fns)
-        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(stable_json(ident).encode()).hexdigest()
     def __repr__(self): return f"Method({self.name!r}, {type(self.model).__name__}, settings={self.settings})"
 
 # %% ../../nbs/52_eval.matrix.ipynb #fc15435a
@@ -323,7 +331,7 @@ def cache_key(sample:Sample, prompt:str, level:float, corruption:dict, decoding:
     d = dict(id=sample.id, prompt=prompt, images=sample.image_paths, level=float(level),
              corruption=corruption if level > 0 else None, decoding=decoding, model=model_fp, method=method_fp)
     if system_prompt: d['system_prompt'] = system_prompt
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return hashlib.sha256(stable_json(d).encode()).hexdigest()[:32]
 
 # %% ../../nbs/52_eval.matrix.ipynb #1b04c8b3
 class PredictionCache:
