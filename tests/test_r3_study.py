@@ -121,6 +121,31 @@ print('ROWS', json.dumps(rows)); print('REFUSED', json.dumps(refused))
     for b in ('base_corrupt', 'no_image', 'r3_clean'):
         for f in ('results.csv', 'summary.json', 'run_metadata.json', 'predictions.jsonl'): assert (d/'eval'/b/f).exists(), (b, f)
 
+def test_eval_blocks_in_two_workers_match_one_process(study):
+    "`run_blocks` with 2 gloo workers, each taking a share of every block's samples, gives the rows of one process, the LoRA r3 model included"
+    d = study
+    assert (d/'eval'/'r3_clean'/'summary.json').exists(), 'test_eval_blocks_on_stage_checkpoint runs first'
+    code = f"""
+import json
+from vlm_nb.studies.r3.study import run_blocks, block_rows, stage_record
+d = {str(d)!r}
+over = {_overrides(d, 4)!r} + ['eval.batch_size=4', 'eval.max_new_tokens=8']
+text_only = ['r3.disable_image_retrieval=true', 'r3.disable_visual_memory=true', 'r3.disable_gate=true', 'r3.disable_latent_tokens=true']
+ckpt = stage_record(d + '/study', 'stage2_text')['checkpoint']
+two = run_blocks(['base_corrupt', 'no_image'], d + '/eval2', d + '/val.jsonl', None, 'tiny', [0, 0.5], over, nproc_per_node=2, progress=False)
+two += run_blocks(['r3_clean'], d + '/eval2', d + '/val.jsonl', ckpt, 'tiny', [0, 0.5], over + text_only, nproc_per_node=2, progress=False)
+one = [r for b in ('base_corrupt', 'no_image', 'r3_clean') for r in block_rows(b, d + '/eval')]
+print('ROWS', json.dumps([two, one]))
+"""
+    r = subprocess.run([PY, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    two, one = json.loads(next(l for l in r.stdout.splitlines() if l.startswith('ROWS '))[5:])
+    assert two == one and len(two) > 6, (two, one)
+    for b in ('base_corrupt', 'no_image', 'r3_clean'):
+        s = json.loads((d/'eval2'/b/'summary.json').read_text())
+        assert (s['world_size'], s['computed'] > 0) == (2, True), (b, s['world_size'], s['computed'])
+        assert not list((d/'eval2'/b).glob('predictions.rank*.jsonl')), b  # the ranks' shards were merged
+
 def test_runbook_eval_command(study):
     "`vlm_nb r3 eval` with the runbook's §6b flags: base clean per dataset, and the stage-2 r3 model on a sweep"
     d = study

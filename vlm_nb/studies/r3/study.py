@@ -13,7 +13,8 @@ import vlm_nb
 from ...registry import COMMANDS, suggest
 from ...config import Config, ConfigError, check_study_stage, load_config, load_study_config, study_config_dir
 from ...records import atomic_write_json, file_hash, stage_dir as _stage_dir, study_root as _study_root, write_csv, write_results
-from ...launch import launch, launch_argv, launch_cfg, resolve
+from ...launch import launch, launch_argv, launch_cfg, progress_line, resolve
+from ...dist import dist_env
 from ...models.backbone import load_backbone
 from ...checkpoint import find_checkpoint
 from ...train import in_ipython, parse_train_args
@@ -26,8 +27,9 @@ __all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLO
            'HEADLINE_BLOCKS', 'R3_USAGE', 'check_stage', 'stage_files', 'stage_config', 'study_root', 'stage_dir',
            'path_fingerprint', 'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage', 'plan_stage',
            'run_stage', 'record_stage', 'stage_command', 'block_overrides', 'majority_answers', 'majority_rows',
-           'block_config', 'ModelCache', 'eval_block', 'stage_curves', 'r3_figures', 'r3_headline', 'parse_eval_args',
-           'run_eval', 'stage_parser', 'eval_parser', 'main']
+           'block_config', 'ModelCache', 'eval_block', 'block_rows', 'eval_blocks', 'run_blocks', 'stage_curves',
+           'r3_figures', 'r3_headline', 'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser', 'blocks_parser',
+           'main']
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #993ff5aa
 STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full', 'stage6_long')  # in chain order
@@ -293,12 +295,17 @@ class ModelCache:
     def __init__(self): self.models = {}
     def base(self, cfg:Config):
         key = ('base', cfg.model.name_or_path)
-        if key not in self.models: self.models[key] = load_backbone(replace(cfg.model, use_lora=False, adapter=''))
+        if key not in self.models: self.models[key] = self._placed(cfg, load_backbone(replace(cfg.model, use_lora=False, adapter='')))
         return self.models[key]
     def r3(self, cfg:Config, checkpoint):
         key = ('r3', str(checkpoint))
-        if key not in self.models: self.models[key] = load_r3(checkpoint, cfg)[:2]
+        if key not in self.models: self.models[key] = self._placed(cfg, load_r3(checkpoint, cfg)[:2])
         return self.models[key]
+    def _placed(self, cfg:Config, loaded:tuple) -> tuple:
+        "On this worker's GPU when there is one and `model.device_map` does not place the model itself"
+        import torch
+        if torch.cuda.is_available() and not cfg.model.device_map: loaded[0].to(f"cuda:{dist_env().local_rank}")
+        return loaded
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #c9335196
 def eval_block(name:str, # a key of `EVAL_BLOCKS` (or a custom name with `block`)
@@ -317,9 +324,53 @@ def eval_block(name:str, # a key of `EVAL_BLOCKS` (or a custom name with `block`
     else: model, processor = models.base(cfg)
     method = make_method('no_vision' if b.get('drop_images') else 'r3', model, processor, cfg)
     method.name = name
-    s = evaluate_dataset(method, val_jsonl, Path(eval_dir)/name, cfg)
-    return [dict(block=name, eval_mode=b['eval_mode'], corruption_level=float(t['level']), dataset=t['dataset'], n=t['n'],
-                 accuracy=t['score']) for t in s['table']]
+    evaluate_dataset(method, val_jsonl, Path(eval_dir)/name, cfg)
+    return block_rows(name, eval_dir, b['eval_mode'])
+
+# %% ../../../nbs/studies/r3/01_study.ipynb #b1e0c001
+def block_rows(name:str, # an evaluation block that has run
+               eval_dir, # the folder its results went to (`eval_dir/<name>/summary.json`)
+               eval_mode:str|None=None, # its eval mode (None: from `EVAL_BLOCKS`)
+              ) -> list[dict]:
+    "A finished block's rows (block, eval_mode, corruption_level, dataset, n, accuracy), read from its summary"
+    f = Path(eval_dir)/name/'summary.json'
+    if not f.exists(): raise FileNotFoundError(f"evaluation block {name!r}: no {f} (the block has not finished)")
+    mode = eval_mode or EVAL_BLOCKS[name]['eval_mode']
+    return [dict(block=name, eval_mode=mode, corruption_level=float(t['level']), dataset=t['dataset'], n=t['n'], accuracy=t['score'])
+            for t in json.loads(f.read_text())['table']]
+
+# %% ../../../nbs/studies/r3/01_study.ipynb #b1e0c003
+def eval_blocks(names:Sequence[str], # keys of `EVAL_BLOCKS`, run in this order
+                eval_dir, val_jsonl, checkpoint=None, profile:str='tiny', levels=(0, 0.2, 0.4, 0.6, 0.8), overrides:Sequence[str]=(),
+                report:bool=False, # print a progress line after each block (a launched worker's bar)
+               ) -> list[dict]:
+    "Evaluate blocks one after another in this process, sharing loaded models; in a launched worker each block's samples are sharded across the workers"
+    models, rows = ModelCache(), []
+    for i, name in enumerate(names):
+        rows += eval_block(name, eval_dir, val_jsonl, checkpoint, profile, levels, overrides, models=models)
+        if report and dist_env().rank == 0: print(progress_line(i + 1, len(names), block=name), flush=True)
+    return rows
+
+# %% ../../../nbs/studies/r3/01_study.ipynb #b1e0c004
+def run_blocks(names:Sequence[str], # keys of `EVAL_BLOCKS`
+               eval_dir, val_jsonl, checkpoint=None, profile:str='tiny', levels=(0, 0.2, 0.4, 0.6, 0.8), overrides:Sequence[str]=(),
+               nproc_per_node:int|None=None, # evaluation workers (None: the profile's `launch.nproc_per_node`; 1: this process)
+               progress:bool=True, # the launcher's progress bar (a step per block)
+              ) -> list[dict]:
+    "Evaluate blocks with the profile's workers, each taking its share of every block's samples; the blocks' rows"
+    names = list(names)
+    unknown = [n for n in names if n not in EVAL_BLOCKS]
+    if unknown: raise ConfigError(f"unknown evaluation block {unknown[0]!r}{suggest(unknown[0], EVAL_BLOCKS)}; blocks: {', '.join(EVAL_BLOCKS)}")
+    if not names: return []
+    lc = launch_cfg(block_config(names[0], profile, levels, overrides), **({} if nproc_per_node is None else {'nproc_per_node': nproc_per_node}))
+    lc = resolve(lc)
+    if lc.nproc_per_node * lc.nnodes == 1: return eval_blocks(names, eval_dir, val_jsonl, checkpoint, profile, levels, overrides)
+    files = val_jsonl if isinstance(val_jsonl, (list, tuple)) else [val_jsonl]
+    args = ['blocks', ','.join(names), '--eval_dir', str(eval_dir), '--val_jsonl', ','.join(map(str, files)), '--profile', profile,
+            '--levels', ','.join(str(float(l)) for l in levels), *(['--checkpoint', str(checkpoint)] if checkpoint else []), *overrides]
+    launch(args, module='vlm_nb.studies.r3.study', cfg=lc, desc='eval blocks', echo='rank0', progress=progress,
+           log_dir=Path(eval_dir)/'logs'/dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f'))
+    return [r for n in names for r in block_rows(n, eval_dir)]
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #27f5a083
 EVAL_COLUMNS = ('block', 'eval_mode', 'corruption_level', 'dataset', 'n', 'accuracy')
@@ -440,18 +491,50 @@ def eval_parser() -> argparse.ArgumentParser:
     ap.add_argument('--config', action='append', help='YAML file layered over the profile (repeatable)')
     return ap
 
+def blocks_parser() -> argparse.ArgumentParser:
+    "Parser (and help) of `vlm_nb r3 blocks`: the study's evaluation blocks, in the workers `run_blocks` launches"
+    ap = argparse.ArgumentParser(prog='vlm_nb r3 blocks', description="Evaluate the study's blocks (10_eval) in this process, or in each "
+                                 "worker of a torchrun launch, each worker taking its share of every block's samples",
+                                 epilog='Every other argument is a dotted key=value override.')
+    ap.add_argument('blocks', help=f"comma-separated blocks: {', '.join(EVAL_BLOCKS)}")
+    ap.add_argument('--eval_dir', required=True, help='results go to EVAL_DIR/<block>/')
+    ap.add_argument('--val_jsonl', required=True, help='evaluation samples (comma-separated files)')
+    ap.add_argument('--checkpoint', default='', help='r3 checkpoint (step_N/), needed by the r3 blocks')
+    ap.add_argument('--profile', default='tiny', help='config profile: tiny | paper | a YAML file (default: tiny)')
+    ap.add_argument('--levels', default='0,0.2,0.4,0.6,0.8', help='corruption levels of the sweeps (default: 0,0.2,0.4,0.6,0.8)')
+    return ap
+
 R3_USAGE = ("usage: vlm_nb r3 stage NAME [--profile P] [--root DIR] [--variant V] [--init_from CKPT] [--fresh] [flags]\n"
-            "       vlm_nb r3 eval [--checkpoint_dir CKPT] [--val_jsonl F] [--out_dir D] [runbook eval flags]\n\n"
-            "Run an r3 stage or an evaluation with the runbook's flags; `vlm_nb r3 stage --help`, `vlm_nb r3 eval --help` for each.")
+            "       vlm_nb r3 eval [--checkpoint_dir CKPT] [--val_jsonl F] [--out_dir D] [runbook eval flags]\n"
+            "       vlm_nb r3 blocks A,B --eval_dir D --val_jsonl F [--checkpoint CKPT] [--levels L,L] [key=value]\n\n"
+            "Run an r3 stage, an evaluation with the runbook's flags, or the study's evaluation blocks; `vlm_nb r3 stage --help`, "
+            "`vlm_nb r3 eval --help`, `vlm_nb r3 blocks --help` for each.")
 
 def main(argv:Sequence[str]|None=None) -> int:
-    "`vlm_nb r3 stage NAME …` or `vlm_nb r3 eval …` (see above)"
+    "`vlm_nb r3 stage NAME …`, `vlm_nb r3 eval …` or `vlm_nb r3 blocks …` (see above)"
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (['-h'], ['--help']): print(R3_USAGE); return 0
-    if not argv or argv[0] not in ('stage', 'eval'):
-        print(R3_USAGE if not argv else f"[vlm_nb] error: unknown r3 command {argv[0]!r}{suggest(argv[0], ['stage', 'eval'])}; "
-              "commands: stage, eval (vlm_nb r3 --help)", file=sys.stderr)
+    if not argv or argv[0] not in ('stage', 'eval', 'blocks'):
+        print(R3_USAGE if not argv else f"[vlm_nb] error: unknown r3 command {argv[0]!r}{suggest(argv[0], ['stage', 'eval', 'blocks'])}; "
+              "commands: stage, eval, blocks (vlm_nb r3 --help)", file=sys.stderr)
         return 2
+    if argv[0] == 'blocks':
+        a, ov = blocks_parser().parse_known_args(argv[1:])
+        bad = [o for o in ov if '=' not in o]
+        if bad: raise ConfigError(f"blocks: unexpected argument {bad[0]!r} (overrides are key=value)")
+        import torch
+        if not torch.cuda.is_available() and 'OMP_NUM_THREADS' not in os.environ:  # share the cores among the workers
+            torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // max(1, dist_env().local_world_size)))
+        names, d = [n for n in a.blocks.split(',') if n], dist_env()
+        group = d.world_size > 1 and not torch.distributed.is_initialized()  # one group for every block (a new one per block hangs)
+        if group: torch.distributed.init_process_group('gloo')
+        try:
+            rows = eval_blocks(names, a.eval_dir, [f for f in a.val_jsonl.split(',') if f], a.checkpoint or None, a.profile,
+                               [float(l) for l in a.levels.split(',') if l], ov, report=True)
+        finally:
+            if group: torch.distributed.destroy_process_group()
+        if d.rank == 0: print(json.dumps({'blocks': names, 'rows': len(rows)}))
+        return 0
     if argv[0] == 'eval':
         if {'-h', '--help'} & set(argv[1:]): eval_parser().print_help(); return 0
         own, ov = parse_eval_args(argv[1:])
@@ -463,7 +546,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     s = run_stage(a.stage, a.root, a.profile, a.variant, ov, init_from=a.init_from, fresh=a.fresh)
     print(json.dumps({k: s.get(k) for k in ('action', 'status', 'steps', 'final_loss', 'checkpoint', 'wall_s')}, default=str)); return 0
 
-COMMANDS.register('r3', main, help='run an r3 stage or evaluation with the runbook flags')
+COMMANDS.register('r3', main, help='run an r3 stage, an evaluation with the runbook flags, or the evaluation blocks')
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #18ec1e56
 if __name__ == '__main__':  # `python -m vlm_nb.studies.r3.study`, not this notebook
