@@ -27,9 +27,9 @@ __all__ = ['STAGES', 'IDENTITY_SECTIONS', 'BIG_FILE', 'STAGE_RECORDS', 'EVAL_BLO
            'HEADLINE_BLOCKS', 'R3_USAGE', 'check_stage', 'stage_files', 'stage_config', 'study_root', 'stage_dir',
            'path_fingerprint', 'stage_identity', 'stage_record', 'previous_checkpoint', 'final_stage', 'plan_stage',
            'run_stage', 'record_stage', 'stage_command', 'block_overrides', 'majority_answers', 'majority_rows',
-           'block_config', 'ModelCache', 'eval_block', 'block_rows', 'eval_blocks', 'run_blocks', 'stage_curves',
-           'r3_figures', 'r3_headline', 'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser', 'blocks_parser',
-           'main']
+           'block_config', 'ModelCache', 'eval_block', 'block_rows', 'eval_blocks', 'check_blocks', 'run_blocks',
+           'stage_curves', 'r3_figures', 'r3_headline', 'parse_eval_args', 'run_eval', 'stage_parser', 'eval_parser',
+           'blocks_parser', 'main']
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #993ff5aa
 STAGES = ('stage1_clean', 'stage2_text', 'stage3_image', 'stage4_joint', 'stage5_full', 'stage6_long')  # in chain order
@@ -351,6 +351,14 @@ def eval_blocks(names:Sequence[str], # keys of `EVAL_BLOCKS`, run in this order
         if report and dist_env().rank == 0: print(progress_line(i + 1, len(names), block=name), flush=True)
     return rows
 
+# %% ../../../nbs/studies/r3/01_study.ipynb #b1e0c005
+def check_blocks(names:Sequence[str]) -> list[str]:
+    "`names` as a list, each a key of `EVAL_BLOCKS` (else an error naming the nearest)"
+    names = list(names)
+    unknown = [n for n in names if n not in EVAL_BLOCKS]
+    if unknown: raise ConfigError(f"unknown evaluation block {unknown[0]!r}{suggest(unknown[0], EVAL_BLOCKS)}; blocks: {', '.join(EVAL_BLOCKS)}")
+    return names
+
 # %% ../../../nbs/studies/r3/01_study.ipynb #b1e0c004
 def run_blocks(names:Sequence[str], # keys of `EVAL_BLOCKS`
                eval_dir, val_jsonl, checkpoint=None, profile:str='tiny', levels=(0, 0.2, 0.4, 0.6, 0.8), overrides:Sequence[str]=(),
@@ -358,9 +366,7 @@ def run_blocks(names:Sequence[str], # keys of `EVAL_BLOCKS`
                progress:bool=True, # the launcher's progress bar (a step per block)
               ) -> list[dict]:
     "Evaluate blocks with the profile's workers, each taking its share of every block's samples; the blocks' rows"
-    names = list(names)
-    unknown = [n for n in names if n not in EVAL_BLOCKS]
-    if unknown: raise ConfigError(f"unknown evaluation block {unknown[0]!r}{suggest(unknown[0], EVAL_BLOCKS)}; blocks: {', '.join(EVAL_BLOCKS)}")
+    names = check_blocks(names)
     if not names: return []
     lc = launch_cfg(block_config(names[0], profile, levels, overrides), **({} if nproc_per_node is None else {'nproc_per_node': nproc_per_node}))
     lc = resolve(lc)
@@ -525,7 +531,7 @@ def main(argv:Sequence[str]|None=None) -> int:
         import torch
         if not torch.cuda.is_available() and 'OMP_NUM_THREADS' not in os.environ:  # share the cores among the workers
             torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // max(1, dist_env().local_world_size)))
-        names, d = [n for n in a.blocks.split(',') if n], dist_env()
+        names, d = check_blocks(n for n in a.blocks.split(',') if n), dist_env()
         group = d.world_size > 1 and not torch.distributed.is_initialized()  # one group for every block (a new one per block hangs)
         if group: torch.distributed.init_process_group('gloo')
         try:
