@@ -14,12 +14,12 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'RUNNER_ENV', 'PROGRESS_ENV', 'seed_everything', 'derive_seed', 'worker_init_fn', 'default_mode',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'RecordError',
-           'parse_jsonl_line', 'jsonl_lines', 'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl', 'append_jsonl',
-           'file_hash', 'git_state', 'package_versions', 'process_info', 'pid_alive', 'default_output_dir',
-           'runner_info', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv', 'write_results', 'study_root',
-           'stage_dir', 'profile_tag', 'study_runs', 'content_fingerprint', 'config_identity', 'mark_run', 'run_status',
-           'report_progress', 'progress']
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'remove_partial_writes', 'atomic_dir',
+           'RecordError', 'parse_jsonl_line', 'jsonl_lines', 'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl',
+           'append_jsonl', 'file_hash', 'git_state', 'package_versions', 'process_info', 'pid_alive',
+           'default_output_dir', 'runner_info', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv',
+           'write_results', 'study_root', 'stage_dir', 'profile_tag', 'study_runs', 'content_fingerprint',
+           'config_identity', 'mark_run', 'run_status', 'report_progress', 'progress']
 
 # %% ../nbs/01_records.ipynb #aa627bfc
 def seed_everything(seed:int, # base seed
@@ -77,6 +77,15 @@ def atomic_write_text(path, text:str) -> Path:
 def atomic_write_json(path, obj, indent:int=2) -> Path:
     "Write `obj` as JSON to `path` atomically"
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, default=str) + '\n')
+
+# %% ../nbs/01_records.ipynb #b7c1d002
+def remove_partial_writes(folder, # a folder one run owns (another process's write in progress would be removed too)
+                         ) -> int:
+    "Delete the temp files (`.<name>.<random>.tmp`) that atomic writes killed mid-way left in `folder`; return how many"
+    n = 0
+    for f in Path(folder).glob('.*.tmp'):
+        if f.is_file(): f.unlink(missing_ok=True); n += 1
+    return n
 
 # %% ../nbs/01_records.ipynb #fee51d81
 @contextmanager

@@ -12,7 +12,7 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 import vlm_nb
 from ...registry import COMMANDS
-from ...records import atomic_write_json, atomic_write_text, write_jsonl, load_jsonl, derive_seed
+from ...records import atomic_write_json, atomic_write_text, write_jsonl, load_jsonl, derive_seed, remove_partial_writes
 from ...config import section, load_config, ConfigError
 from ...data.synth_text import DOC_TEMPLATES, RENDERERS, extract_text, render_txt
 from ...models.tiny import build_tiny_llm
@@ -80,10 +80,11 @@ SOURCE_DIRS = ('pdf', 'html', 'youtube', 'docx', 'ppt', 'txt')
 OUTPUT_DIRS = ('output', 'generated', 'cleaned', 'final', 'rejected')
 
 def prepare_folders(input_dir, output_dir=None) -> dict:
-    "Create the source and output folders; return name -> path"
+    "Create the source and output folders, without the partial writes a killed run left in the output folders; return name -> path"
     inp, out = Path(input_dir), Path(output_dir or input_dir)
     dirs = {**{d: inp/d for d in SOURCE_DIRS}, **{d: out/d for d in OUTPUT_DIRS}}
     for p in dirs.values(): p.mkdir(parents=True, exist_ok=True)
+    for d in OUTPUT_DIRS: remove_partial_writes(dirs[d])
     return dirs
 
 # %% ../../../nbs/studies/reasoning/00_qagen.ipynb #9104ec9b
