@@ -15,6 +15,7 @@ from ...config import Config, ConfigError, check_study_stage, load_config, load_
 from ...records import atomic_write_json, file_hash, stage_dir as _stage_dir, study_root as _study_root, write_csv, write_results
 from ...launch import launch, launch_argv, launch_cfg, progress_line, resolve
 from ...dist import dist_env
+from ...ocr import default_threads
 from ...models.backbone import load_backbone
 from ...checkpoint import find_checkpoint
 from ...train import in_ipython, parse_train_args
@@ -530,7 +531,7 @@ def main(argv:Sequence[str]|None=None) -> int:
         if bad: raise ConfigError(f"blocks: unexpected argument {bad[0]!r} (overrides are key=value)")
         import torch
         if not torch.cuda.is_available() and 'OMP_NUM_THREADS' not in os.environ:  # share the cores among the workers
-            torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // max(1, dist_env().local_world_size)))
+            torch.set_num_threads(default_threads(dist_env().local_world_size))
         names, d = check_blocks(n for n in a.blocks.split(',') if n), dist_env()
         group = d.world_size > 1 and not torch.distributed.is_initialized()  # one group for every block (a new one per block hangs)
         if group: torch.distributed.init_process_group('gloo')
