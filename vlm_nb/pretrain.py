@@ -21,12 +21,13 @@ from .eval.matrix import Method, evaluate_dataset, make_method
 
 # %% auto #0
 __all__ = ['BASE_DIR', 'PRETRAIN_MIX', 'PRETRAIN_VAL', 'PRETRAIN_TRAIN', 'IMAGE_DROPOUT', 'TRANSCRIPT_P', 'TRANSCRIPT_CHARS',
-           'TRANSCRIPT_SUITES', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'CTC_CHARS', 'COPY_KEYS',
-           'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'READER_DIR', 'READER_BUILD', 'READER_SCORES',
+           'TRANSCRIPT_SUITES', 'BASE_WORKERS', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'CTC_CHARS',
+           'COPY_KEYS', 'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'READER_DIR', 'READER_BUILD', 'READER_SCORES',
            'pretrain_suites', 'ImageDropout', 'transcript_line', 'sample_transcript', 'TranscriptContext',
            'word_line_image', 'read_line_image', 'make_read_line', 'patch_columns', 'ctc_greedy', 'ctc_warmup',
-           'make_copy_facts', 'base_spec', 'spec_hash', 'existing_base', 'save_build', 'ensure_base_model', 'base_info',
-           'transcript_method', 'base_accuracy', 'base_scores', 'ensure_reader_model']
+           'make_copy_facts', 'pretrain_hooks', 'pretrain_worker', 'train_base', 'base_spec', 'spec_hash',
+           'replaced_dir', 'existing_base', 'save_build', 'ensure_base_model', 'base_info', 'transcript_method',
+           'base_accuracy', 'base_scores', 'ensure_reader_model']
 
 # %% ../nbs/56_pretrain.ipynb #ab3427d8
 BASE_DIR = 'data/models/tiny-qwen3-vl-base'
@@ -37,6 +38,7 @@ IMAGE_DROPOUT = 0.15  # share of training examples shown without their image
 TRANSCRIPT_P = 0.8  # share of document-suite training examples whose prompt starts with their transcript
 TRANSCRIPT_CHARS = 128  # transcript cut, as `r3.max_context_chars`
 TRANSCRIPT_SUITES = ('screens', 'charts', 'infographics')  # datasets whose `meta.text` is shown as a transcript
+BASE_WORKERS = 2  # processes that pre-train the base (DDP over gloo): both cores of the 2-core machines it is built on
 
 # %% ../nbs/56_pretrain.ipynb #8bad8894
 def pretrain_suites(data_dir, # image root of the generated suites
@@ -214,6 +216,52 @@ def make_copy_facts(index, rng, split, out_dir, image_prefix):
     q = f"{TRANSCRIPT_LABEL}{line}\nWhat is the {keys[j]}?"
     return [synth_sample('copy_facts', split, index, 0, q, vals[j], 'text', None, keys=keys, values=vals)]
 
+# %% ../nbs/56_pretrain.ipynb #d7b2a002
+def pretrain_hooks(image_dropout:float=0.0, # `ImageDropout` share (0: no hook)
+                   transcript:dict|None=None, # `TranscriptContext` keys `p`, `max_chars`, `suites` (None or p 0: no hook)
+                  ) -> list:
+    "The pre-training hooks in the build's order: image dropout, then the transcript line"
+    tr = dict(transcript or {})
+    return ([ImageDropout(image_dropout)] if image_dropout else []) + ([TranscriptContext(**tr)] if tr.get('p') else [])
+
+# %% ../nbs/56_pretrain.ipynb #d7b2a004
+def pretrain_worker(argv:list|None=None) -> int:
+    "One pre-training worker: `python -m vlm_nb.pretrain --config FILE --hooks JSON [key=value …]` (started by `train_base`)"
+    import argparse, sys, torch.distributed as dist
+    from vlm_nb.launch import distributed_session
+    ap = argparse.ArgumentParser(prog='python -m vlm_nb.pretrain', description='one worker of a multi-process base build')
+    ap.add_argument('--config', required=True, help='the resolved pre-training config (YAML)')
+    ap.add_argument('--hooks', default='{}', help='`pretrain_hooks` keys as JSON')
+    a, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    cfg = load_config(a.config, overrides=overrides)
+    with distributed_session(cfg.run.seed, backend=cfg.train.dist_backend or None):
+        run_train(cfg, hooks=pretrain_hooks(**json.loads(a.hooks)))
+        dist.barrier()  # every rank is done before any destroys the group
+    return 0
+
+# %% ../nbs/56_pretrain.ipynb #d7b2a005
+def train_base(tcfg, # the resolved pre-training config (`_train_cfg`)
+               hook_args:dict, # `pretrain_hooks` keys
+               nproc:int=1, # 1: train in this process; more: that many DDP workers on CPU, each with `batch_size / nproc` samples a step
+               show_progress:bool=True,
+              ) -> dict:
+    "Pre-train `tcfg` in this process or in `nproc` workers; the trainer's summary"
+    if nproc < 1: raise ValueError(f"nproc: expected at least 1 training process, got {nproc}")
+    if nproc == 1: return run_train(tcfg, hooks=pretrain_hooks(**hook_args))
+    from vlm_nb.launch import launch
+    bs, out = tcfg.train.batch_size, Path(tcfg.run.output_dir)
+    if bs % nproc: raise ValueError(f"train.batch_size={bs} does not split among nproc={nproc} workers: give a multiple of {nproc}")
+    launch(cfg=tcfg, module='vlm_nb.pretrain', args=['--hooks', json.dumps(hook_args)], launcher='torchrun', nproc_per_node=nproc,
+           device='cpu', overrides=['train.backend=ddp', f'train.batch_size={bs // nproc}'], log_dir=out/'logs',
+           progress=show_progress, echo='rank0', desc='pretrain')
+    return json.loads((out/'summary.json').read_text())
+
+# %% ../nbs/56_pretrain.ipynb #d7b2a006
+if __name__ == "__main__":  # `python -m vlm_nb.pretrain`: a worker of `train_base` (in a notebook `__name__` is `__main__` too)
+    import sys
+    from vlm_nb.train import in_ipython
+    if not in_ipython(): sys.exit(pretrain_worker())
+
 # %% ../nbs/56_pretrain.ipynb #900231dd
 SPEC_TRAIN_KEYS = ('max_steps', 'batch_size', 'learning_rate', 'warmup_steps', 'min_lr_ratio', 'grad_accum', 'weight_decay',
                    'adam_eps', 'adam_betas', 'max_grad_norm', 'max_length', 'sampling_alpha', 'fp16', 'bf16')
@@ -223,11 +271,13 @@ def base_spec(cfg, # resolved training config (its `train` section)
               transcript:dict|None=None, # `{p, max_chars, suites}` of `TranscriptContext` (None: the defaults)
               vision_warmup:dict|None=None, # `ctc_warmup` settings (None: none, and the key is left out so older builds keep their spec)
               freeze_vision:bool=False, # the tower was frozen while pre-training (False: left out of the spec)
+              workers:int=1, # training processes sharing each step's batch (1: left out of the spec)
              ) -> dict:
     "The settings that decide a base model's weights"
     tc = cfg.train
     tr = {**dict(p=TRANSCRIPT_P, max_chars=TRANSCRIPT_CHARS, suites=list(TRANSCRIPT_SUITES)), **(transcript or {})}
-    extra = {**({'vision_warmup': dict(vision_warmup)} if vision_warmup else {}), **({'freeze_vision': True} if freeze_vision else {})}
+    extra = {**({'vision_warmup': dict(vision_warmup)} if vision_warmup else {}), **({'freeze_vision': True} if freeze_vision else {}),
+             **({'workers': int(workers)} if workers != 1 else {})}
     return extra | dict(mix=dict(mix), seed=seed, build=dict(build), specials=list(SPECIAL_TOKENS), image_dropout=image_dropout,
                 transcript=dict(p=float(tr['p']), max_chars=int(tr['max_chars']), suites=list(tr['suites'])),
                 train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]})
@@ -239,14 +289,31 @@ def spec_hash(spec:dict) -> str:
 def _diff(old:dict, new:dict) -> str:
     return ', '.join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
 
+def replaced_dir(out_dir, spec_sha256:str) -> Path:
+    "Where a build of another spec is kept when `out_dir` is rebuilt: `<parent>/.replaced/<name>-<its spec hash, 8 hex>`"
+    out = Path(out_dir); return out.parent/'.replaced'/f'{out.name}-{spec_sha256[:8]}'
+
+def _spec_of(folder:Path) -> dict|None:
+    info = folder/'base_build.json'
+    return json.loads(info.read_text()).get('spec', {}) if info.exists() else None
+
 def existing_base(out_dir, spec:dict, force:bool=False) -> bool:
-    "True when `out_dir` holds a base model built with `spec`; raise when it holds something else and `force` is off"
-    out = Path(out_dir); info = out/'base_build.json'
-    if force or not out.exists(): return False
-    if not info.exists(): raise FileExistsError(f"{out} exists but holds no base build (no base_build.json); pass force=True or pick another folder")
-    old = json.loads(info.read_text()).get('spec', {})
-    if old == spec: return True
-    raise FileExistsError(f"{out} holds a base model built with other settings ({_diff(old, spec)}); pass force=True to rebuild")
+    "True when `out_dir` holds a base model built with `spec` (put back from `replaced_dir` if it was kept there); a build of another spec is moved to `replaced_dir`"
+    out = Path(out_dir)
+    old = _spec_of(out) if out.exists() else None
+    if out.exists() and old is None:
+        if force: return False
+        raise FileExistsError(f"{out} exists but holds no base build (no base_build.json); pass force=True or pick another folder")
+    if old == spec: return not force
+    if old is not None:
+        aside = replaced_dir(out, spec_hash(old))
+        shutil.rmtree(aside, ignore_errors=True); aside.parent.mkdir(parents=True, exist_ok=True); out.rename(aside)
+        print(f"[vlm_nb] {out} was built with other settings ({_diff(old, spec)}); that build is kept in {aside}", flush=True)
+    kept = replaced_dir(out, spec_hash(spec))
+    if not force and kept.exists() and _spec_of(kept) == spec:
+        kept.rename(out); print(f"[vlm_nb] {out}: put back the build of these settings kept in {kept}", flush=True)
+        return True
+    return False
 
 # %% ../nbs/56_pretrain.ipynb #09316627
 def _train_cfg(cfg, raw:Path, files:list, data_dir:Path, run_dir:Path, seed:int, train:dict, show_progress:bool, threads:int=0,
@@ -300,6 +367,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       score_counts:dict|None=None, # held-out items per suite scored into `base_build.json` (None: `SCORE_VAL`; {}: none)
                       vision_warmup:dict|None=None, # `ctc_warmup` keys (steps, batch_size, learning_rate): teach the tower to spell lines first
                       freeze_vision:bool=False, # keep the vision tower fixed while pre-training (the projector still learns)
+                      nproc:int=BASE_WORKERS, # training processes (DDP on CPU) sharing each step's `batch_size` samples; part of the spec
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"
     cfg = cfg if cfg is not None else load_config('tiny')
@@ -309,7 +377,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     show = bool(cfg.run.progress)
     data_dir, run_dir = work/'data', work/'run'
     probe = _train_cfg(cfg, work/'raw', [], data_dir, run_dir, seed, train, show)
-    spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars), vision_warmup, freeze_vision)
+    spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars), vision_warmup, freeze_vision, nproc)
     tr = TranscriptContext(transcript_p, transcript_chars, spec['transcript']['suites'])
     score_counts = SCORE_VAL if score_counts is None else score_counts
     if existing_base(out, spec, force):
@@ -327,8 +395,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     t0 = time.perf_counter()
     shutil.rmtree(run_dir, ignore_errors=True)
     tcfg = _train_cfg(cfg, raw, files, data_dir, run_dir, seed, train, show, threads, freeze_vision=freeze_vision)
-    hooks = ([ImageDropout(image_dropout)] if image_dropout else []) + ([tr] if transcript_p else [])
-    summary = run_train(tcfg, hooks=hooks)
+    summary = train_base(tcfg, dict(image_dropout=image_dropout, transcript=spec['transcript']), nproc, show)
     times['train_s'] = time.perf_counter() - t0
     save_build(out, summary, run_dir, spec, times, files)
     if vision_warmup: _add_record(out, vision_warmup=json.loads((work/'vision_warmup.json').read_text()))
@@ -452,7 +519,8 @@ def base_scores(model_dir=BASE_DIR, # base model folder
 READER_DIR = 'data/models/tiny-qwen3-vl-reader'
 READER_BUILD = dict(mix={'read_lines': 8000}, build={'vocab_size': 300}, image_dropout=0.0, transcript_p=0.0,
                     vision_warmup={'steps': 2000, 'batch_size': 16, 'learning_rate': 1e-3}, freeze_vision=True,
-                    train={'max_steps': 3000, 'learning_rate': 1e-3, 'warmup_steps': 50})  # `ensure_base_model` keys
+                    train={'max_steps': 3000, 'learning_rate': 1e-3, 'warmup_steps': 50},
+                    nproc=1)  # `ensure_base_model` keys (one process: the ocr study's numbers were measured on this build)
 READER_SCORES = {'read_lines': 100}  # held-out lines scored into the record
 
 def ensure_reader_model(out_dir=READER_DIR, # folder of the reader (`model.name_or_path` points here)
