@@ -23,8 +23,8 @@ __all__ = ['THEME', 'DPI', 'LABELS', 'CI_LEVEL', 'CI_RESAMPLES', 'FORMATS', 'ACT
            'plot_action_ratio', 'plot_corruption', 'plot_training', 'plot_metric_bars', 'figure_recipe',
            'headline_recipe', 'check_headline', 'study_headline', 'find_tables', 'concat_tables', 'first_column',
            'save_into', 'training_figures', 'pareto_figures', 'action_ratio_figures', 'sample_scores', 'accuracy_table',
-           'accuracy_headline', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures', 'rebuild_all',
-           'figures_main']
+           'accuracy_headline', 'paired_headline', 'corruption_figures', 'metric_bars_figures', 'rebuild_figures',
+           'rebuild_all', 'figures_main']
 
 # %% ../nbs/55_figures.ipynb #fb0aabf6
 THEME = dict(style='whitegrid', context='paper', palette='colorblind', font='DejaVu Sans', font_scale=1.0)
@@ -530,6 +530,25 @@ def accuracy_headline(run_dir, # a recorded run (its `accuracy_table`)
             src = ', '.join(sorted(set(part['source'].astype(str)))) if 'source' in part.columns else None
             rows.append(dict(setting=m, metric=metric, value=round(float(v.mean()), 6), ci_low=lo, ci_high=hi,
                              n=len(v) if per_sample else None, unit='fraction correct', source=src))
+    return rows
+
+# %% ../nbs/55_figures.ipynb #d7b2a102
+def paired_headline(run_dir, # a recorded run (its per-sample `sample_scores`)
+                    a:str, b:str, # the methods compared: the rows give `a − b`
+                    dataset:str='all', # the dataset rows compared ('all': every sample)
+                   ) -> list[dict]:
+    "Headline rows of `a − b` paired by question, clean and under corruption (levels > 0), 95 % bootstrap intervals over questions"
+    df = sample_scores(run_dir)
+    if df is None: return []
+    df = df[df['dataset'] == dataset]
+    rows = []
+    for metric, part in (('clean accuracy', df[df['corruption_level'] == 0]), ('accuracy under corruption (levels > 0)', df[df['corruption_level'] > 0])):
+        j = part[part['method'] == a].merge(part[part['method'] == b], on=['id', 'corruption_level'], suffixes=('_a', '_b'))
+        if not len(j): continue
+        d = (j['accuracy_a'] - j['accuracy_b']).groupby(j['id']).mean().to_numpy(float)
+        lo, hi = bootstrap_ci(d) if len(d) > 1 else (None, None)
+        rows.append(dict(setting=f'{a} − {b}', metric=f'{metric}, paired by question', value=round(float(d.mean()), 6), ci_low=lo, ci_high=hi,
+                         n=len(d), unit='difference of fractions correct', source=None))
     return rows
 
 # %% ../nbs/55_figures.ipynb #b14d4ace

@@ -20,7 +20,7 @@ from ...models.backbone import load_backbone
 from ...checkpoint import find_checkpoint
 from ...train import in_ipython, parse_train_args
 from ...eval.matrix import as_samples, evaluate_dataset, make_method, resolve_metric, score_of
-from ...figures import LABELS, accuracy_headline, corruption_figures, figure_recipe, headline_recipe
+from ...figures import LABELS, accuracy_headline, corruption_figures, figure_recipe, headline_recipe, paired_headline
 from .core import load_r3, runbook_args
 
 # %% auto #0
@@ -416,8 +416,8 @@ HEADLINE_BLOCKS = ('base_clean', 'r3_clean', 'base_corrupt', 'r3_corrupt', 'no_i
 
 @headline_recipe('r3')
 def r3_headline(run_dir) -> list[dict]:
-    "Clean and corrupted accuracy on all datasets of the `HEADLINE_BLOCKS` a run evaluated, with 95 % intervals over samples"
-    return accuracy_headline(run_dir, methods=HEADLINE_BLOCKS)
+    "Clean and corrupted accuracy of the `HEADLINE_BLOCKS` a run evaluated (95 % intervals over samples), then R3 − base paired by question"
+    return accuracy_headline(run_dir, methods=HEADLINE_BLOCKS) + paired_headline(run_dir, 'r3_corrupt', 'base_corrupt')
 
 # %% ../../../nbs/studies/r3/01_study.ipynb #d8c219a2
 def _split_list(v:str) -> str:
