@@ -22,9 +22,9 @@ from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, S
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
-           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'solution_sample', 'math_data', 'math_accuracy',
-           'math_spec', 'ensure_math_llm', 'list_models', 'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns',
-           'copy_curve']
+           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'RECALL_COLUMNS', 'solution_sample', 'math_data',
+           'math_accuracy', 'math_spec', 'ensure_math_llm', 'list_models', 'ensure_zoo_model', 'models_main',
+           'math_sweep', 'copy_turns', 'copy_curve', 'recall_batch', 'recall_curve']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
 MATH_LLM_DIR = 'data/models/tiny-qwen3-math'
@@ -321,5 +321,56 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
                                  **_copy_scores(model, tok, heldout), random_fact=sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout),
                                  loss=round(loss.item(), 4)))
                 t0 = time.perf_counter() - train_s  # evaluation time is not training time
+    finally: torch.set_num_threads(old_threads)
+    return rows
+
+# %% ../nbs/57_pretrain_llm.ipynb #d7b2a302
+RECALL_COLUMNS = ('n_pairs', 'asked', 'hidden_size', 'num_layers', 'learning_rate', 'step', 'train_s', 'accuracy', 'accuracy_lo', 'accuracy_hi',
+                  'random', 'loss')
+
+def recall_batch(gen:torch.Generator, batch_size:int, n_pairs:int, n_keys:int=64, n_values:int=64,
+                 asked:str='any', # 'any': a key drawn uniformly (recall by content); 'first': always the first (a copy by position, the control)
+                ) -> tuple:
+    "`(ids, labels)` of associative-recall sequences `k1 v1 … kn vn | k v` (token 1 is `|`; keys 2…, values after them), the label on the last token"
+    if asked not in ('any', 'first'): raise ValueError(f"asked: expected 'any' or 'first', got {asked!r}")
+    keys = torch.stack([torch.randperm(n_keys, generator=gen)[:n_pairs] for _ in range(batch_size)]) + 2
+    vals = torch.randint(n_values, (batch_size, n_pairs), generator=gen) + 2 + n_keys
+    ask = torch.randint(n_pairs, (batch_size, 1), generator=gen)
+    if asked == 'first': ask = torch.zeros_like(ask)
+    ids = torch.cat([torch.stack([keys, vals], 2).reshape(batch_size, -1), torch.ones(batch_size, 1, dtype=torch.long),
+                     keys.gather(1, ask), vals.gather(1, ask)], 1)
+    labels = torch.full_like(ids, -100); labels[:, -1] = ids[:, -1]
+    return ids, labels
+
+# %% ../nbs/57_pretrain_llm.ipynb #d7b2a304
+def recall_curve(n_pairs:int=6, # facts per sequence (`random` = 1 / n_pairs)
+                 hidden_size:int=128, num_layers:int=2, # language model size (4 heads of 32, 2 KV heads, MLP 2 × width: the zoo's shape)
+                 max_steps:int=4000, batch_size:int=64, learning_rate:float=1e-3, # AdamW at a constant rate
+                 eval_every:int=500, n_heldout:int=500, n_keys:int=64, n_values:int=64,
+                 asked:str='any', # which key is asked (`recall_batch`)
+                 seed:int=0, threads:int=1, show_progress:bool=True) -> list[dict]:
+    "Train a bare tiny Qwen3 on single-token associative recall (`recall_batch`); `RECALL_COLUMNS` rows of held-out accuracy"
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=2 + n_keys + n_values, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                                         max_position_embeddings=256, tie_word_embeddings=True, pad_token_id=0))
+    held_ids, _ = recall_batch(torch.Generator().manual_seed(seed + 1), n_heldout, n_pairs, n_keys, n_values, asked)
+    gen, opt = torch.Generator().manual_seed(seed), torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
+    rows, t0 = [], time.perf_counter()
+    try:
+        for step in progress(range(1, max_steps + 1), desc=f'recall {n_pairs} pairs', enabled=show_progress):
+            ids, lab = recall_batch(gen, batch_size, n_pairs, n_keys, n_values, asked)
+            loss = model(input_ids=ids, labels=lab).loss
+            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
+            if step % eval_every == 0 or step == max_steps:
+                train_s = time.perf_counter() - t0
+                with torch.no_grad(): hit = (model(input_ids=held_ids[:, :-1]).logits[:, -1].argmax(-1) == held_ids[:, -1]).float().tolist()
+                lo, hi = bootstrap_ci(hit)
+                rows.append(dict(n_pairs=n_pairs, asked=asked, hidden_size=hidden_size, num_layers=num_layers, learning_rate=learning_rate, step=step,
+                                 train_s=round(train_s, 1), accuracy=sum(hit) / len(hit), accuracy_lo=lo, accuracy_hi=hi, random=1 / n_pairs,
+                                 loss=round(loss.item(), 4)))
+                t0 = time.perf_counter() - train_s
     finally: torch.set_num_threads(old_threads)
     return rows
