@@ -22,9 +22,10 @@ from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, S
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
-           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'RECALL_COLUMNS', 'solution_sample', 'math_data',
-           'math_accuracy', 'math_spec', 'ensure_math_llm', 'list_models', 'ensure_zoo_model', 'models_main',
-           'math_sweep', 'copy_turns', 'copy_curve', 'recall_batch', 'recall_curve']
+           'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'RECALL_COLUMNS', 'RECALL_FILLERS',
+           'solution_sample', 'math_data', 'math_accuracy', 'math_spec', 'ensure_math_llm', 'list_models',
+           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns', 'copy_curve', 'recall_batch', 'repeat_batch',
+           'recall_curve']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
 MATH_LLM_DIR = 'data/models/tiny-qwen3-math'
@@ -325,52 +326,79 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
     return rows
 
 # %% ../nbs/57_pretrain_llm.ipynb #d7b2a302
-RECALL_COLUMNS = ('n_pairs', 'asked', 'hidden_size', 'num_layers', 'learning_rate', 'step', 'train_s', 'accuracy', 'accuracy_lo', 'accuracy_hi',
-                  'random', 'loss')
+RECALL_COLUMNS = ('n_pairs', 'asked', 'gap', 'key_sep', 'lesson_steps', 'mix_lesson', 'rope_theta', 'hidden_size', 'num_layers', 'learning_rate', 'step',
+                  'train_s', 'accuracy', 'accuracy_lo', 'accuracy_hi', 'random', 'repeat_accuracy', 'loss')
+RECALL_FILLERS = 8  # distinct filler tokens a `gap` may use (the chat template's tokens between a question and its answer)
 
 def recall_batch(gen:torch.Generator, batch_size:int, n_pairs:int, n_keys:int=64, n_values:int=64,
                  asked:str='any', # 'any': a key drawn uniformly (recall by content); 'first': always the first (a copy by position, the control)
+                 gap:int=0, # filler tokens between the asked key and its answer (0: the answer follows the key)
+                 key_sep:bool=False, # a separator token between each key and its value (`k : v`, as `Name: 42`)
                 ) -> tuple:
-    "`(ids, labels)` of associative-recall sequences `k1 v1 … kn vn | k v` (token 1 is `|`; keys 2…, values after them), the label on the last token"
+    "`(ids, labels)` of associative-recall sequences `k1 v1 … kn vn | k [fillers] v`, the label on the last token"
     if asked not in ('any', 'first'): raise ValueError(f"asked: expected 'any' or 'first', got {asked!r}")
+    if not 0 <= gap <= RECALL_FILLERS: raise ValueError(f"gap: expected 0 to {RECALL_FILLERS} filler tokens, got {gap}")
     keys = torch.stack([torch.randperm(n_keys, generator=gen)[:n_pairs] for _ in range(batch_size)]) + 2
     vals = torch.randint(n_values, (batch_size, n_pairs), generator=gen) + 2 + n_keys
     ask = torch.randint(n_pairs, (batch_size, 1), generator=gen)
     if asked == 'first': ask = torch.zeros_like(ask)
-    ids = torch.cat([torch.stack([keys, vals], 2).reshape(batch_size, -1), torch.ones(batch_size, 1, dtype=torch.long),
-                     keys.gather(1, ask), vals.gather(1, ask)], 1)
+    extra = 2 + n_keys + n_values  # fillers, then the separator
+    facts = [keys, torch.full_like(keys, extra + RECALL_FILLERS), vals] if key_sep else [keys, vals]
+    ids = torch.cat([torch.stack(facts, 2).reshape(batch_size, -1), torch.ones(batch_size, 1, dtype=torch.long), keys.gather(1, ask),
+                     (extra + torch.arange(gap)).expand(batch_size, gap), vals.gather(1, ask)], 1)
     labels = torch.full_like(ids, -100); labels[:, -1] = ids[:, -1]
+    return ids, labels
+
+# %% ../nbs/57_pretrain_llm.ipynb #d7b2a311
+def repeat_batch(gen:torch.Generator, batch_size:int, n_tokens:int, # tokens 2 … n_tokens + 1 are drawn (token 1 is `|`)
+                 lengths:tuple=(4, 16), # the range of L, inclusive, one L per batch
+                ) -> tuple:
+    "`(ids, labels)` of repeated random sequences `x1 … xL | x1 … xL`, labels on the second copy after its first token"
+    L = int(torch.randint(lengths[0], lengths[1] + 1, (1,), generator=gen))
+    x = torch.randint(n_tokens, (batch_size, L), generator=gen) + 2
+    ids = torch.cat([x, torch.ones(batch_size, 1, dtype=torch.long), x], 1)
+    labels = torch.full_like(ids, -100); labels[:, L + 2:] = ids[:, L + 2:]
     return ids, labels
 
 # %% ../nbs/57_pretrain_llm.ipynb #d7b2a304
 def recall_curve(n_pairs:int=6, # facts per sequence (`random` = 1 / n_pairs)
                  hidden_size:int=128, num_layers:int=2, # language model size (4 heads of 32, 2 KV heads, MLP 2 × width: the zoo's shape)
-                 max_steps:int=4000, batch_size:int=64, learning_rate:float=1e-3, # AdamW at a constant rate
+                 max_steps:int=4000, batch_size:int=64, learning_rate:float=1e-3, # AdamW at a constant rate; steps include the lesson's
                  eval_every:int=500, n_heldout:int=500, n_keys:int=64, n_values:int=64,
-                 asked:str='any', # which key is asked (`recall_batch`)
+                 asked:str='any', gap:int=0, key_sep:bool=False, # the recall task (`recall_batch`)
+                 lesson_steps:int=0, # steps of the repeat lesson alone (`repeat_batch` over the key and value tokens) before recall
+                 mix_lesson:bool=False, # after them, every other step is a lesson step
+                 rope_theta:float=10000.0, # rotary base (Qwen3Config's default, as the maths LLM; the tiny VLM's language model has 5e5)
                  seed:int=0, threads:int=1, show_progress:bool=True) -> list[dict]:
     "Train a bare tiny Qwen3 on single-token associative recall (`recall_batch`); `RECALL_COLUMNS` rows of held-out accuracy"
     from transformers import Qwen3Config, Qwen3ForCausalLM
     torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=2 + n_keys + n_values, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
-                                         max_position_embeddings=256, tie_word_embeddings=True, pad_token_id=0))
-    held_ids, _ = recall_batch(torch.Generator().manual_seed(seed + 1), n_heldout, n_pairs, n_keys, n_values, asked)
+    model = Qwen3ForCausalLM(Qwen3Config(vocab_size=2 + n_keys + n_values + RECALL_FILLERS + 1, hidden_size=hidden_size,
+                                         intermediate_size=2 * hidden_size, num_hidden_layers=num_layers, num_attention_heads=4,
+                                         num_key_value_heads=2, head_dim=32, max_position_embeddings=256, tie_word_embeddings=True, pad_token_id=0,
+                                         rope_theta=rope_theta))
+    task = dict(n_pairs=n_pairs, n_keys=n_keys, n_values=n_values, asked=asked, gap=gap, key_sep=key_sep)
+    held_ids, _ = recall_batch(torch.Generator().manual_seed(seed + 1), n_heldout, **task)
+    rep_ids, rep_lab = repeat_batch(torch.Generator().manual_seed(seed + 1), n_heldout, n_keys + n_values)
     gen, opt = torch.Generator().manual_seed(seed), torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     rows, t0 = [], time.perf_counter()
     try:
         for step in progress(range(1, max_steps + 1), desc=f'recall {n_pairs} pairs', enabled=show_progress):
-            ids, lab = recall_batch(gen, batch_size, n_pairs, n_keys, n_values, asked)
+            lesson = step <= lesson_steps or (mix_lesson and step % 2 == 1)
+            ids, lab = repeat_batch(gen, batch_size, n_keys + n_values) if lesson else recall_batch(gen, batch_size, **task)
             loss = model(input_ids=ids, labels=lab).loss
             opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
             if step % eval_every == 0 or step == max_steps:
                 train_s = time.perf_counter() - t0
-                with torch.no_grad(): hit = (model(input_ids=held_ids[:, :-1]).logits[:, -1].argmax(-1) == held_ids[:, -1]).float().tolist()
+                with torch.no_grad():
+                    hit = (model(input_ids=held_ids[:, :-1]).logits[:, -1].argmax(-1) == held_ids[:, -1]).float().tolist()
+                    rep = model(input_ids=rep_ids).logits[:, :-1].argmax(-1); want = rep_lab[:, 1:]; on = want != -100
                 lo, hi = bootstrap_ci(hit)
-                rows.append(dict(n_pairs=n_pairs, asked=asked, hidden_size=hidden_size, num_layers=num_layers, learning_rate=learning_rate, step=step,
-                                 train_s=round(train_s, 1), accuracy=sum(hit) / len(hit), accuracy_lo=lo, accuracy_hi=hi, random=1 / n_pairs,
-                                 loss=round(loss.item(), 4)))
+                rows.append(dict(n_pairs=n_pairs, asked=asked, gap=gap, key_sep=key_sep, lesson_steps=lesson_steps, mix_lesson=mix_lesson, rope_theta=rope_theta,
+                                 hidden_size=hidden_size, num_layers=num_layers, learning_rate=learning_rate, step=step, train_s=round(train_s, 1),
+                                 accuracy=sum(hit) / len(hit), accuracy_lo=lo, accuracy_hi=hi, random=1 / n_pairs,
+                                 repeat_accuracy=round((rep[on] == want[on]).float().mean().item(), 4), loss=round(loss.item(), 4)))
                 t0 = time.perf_counter() - train_s
     finally: torch.set_num_threads(old_threads)
     return rows
