@@ -24,7 +24,7 @@ from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, S
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
            'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'RECALL_COLUMNS', 'RECALL_FILLERS',
            'solution_sample', 'math_data', 'math_accuracy', 'math_spec', 'ensure_math_llm', 'list_models',
-           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns', 'copy_curve', 'recall_batch', 'repeat_batch',
+           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns', 'repeat_batch', 'copy_curve', 'recall_batch',
            'recall_curve']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
@@ -235,9 +235,23 @@ def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.valu
     if shuffle: random.Random(str(rec.get('id'))).shuffle(rest)
     return turns + rest
 
+# %% ../nbs/57_pretrain_llm.ipynb #d7b2a311
+def repeat_batch(gen:torch.Generator, batch_size:int,
+                 tokens, # int n: tokens 2 … n + 1 are drawn; or a 1-D tensor of the token ids to draw from (a tokenizer's)
+                 lengths:tuple=(4, 16), # the range of L, inclusive, one L per batch
+                 sep:int=1, # the token between the copies (`|`)
+                ) -> tuple:
+    "`(ids, labels)` of repeated random sequences `x1 … xL | x1 … xL`, labels on the second copy after its first token"
+    L = int(torch.randint(lengths[0], lengths[1] + 1, (1,), generator=gen))
+    pool = torch.arange(2, tokens + 2) if isinstance(tokens, int) else torch.as_tensor(tokens)
+    x = pool[torch.randint(len(pool), (batch_size, L), generator=gen)]
+    ids = torch.cat([x, torch.full((batch_size, 1), sep, dtype=torch.long), x], 1)
+    labels = torch.full_like(ids, -100); labels[:, L + 2:] = ids[:, L + 2:]
+    return ids, labels
+
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
-COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi', 'anls', 'other_fact',
-                      'same_answer', 'random_fact')
+COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'lesson_steps', 'line_sep', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi',
+                      'anls', 'other_fact', 'same_answer', 'random_fact', 'repeat_accuracy')
 
 def _chat_ids(tok, turns:list) -> tuple[list, list]:
     "Token ids of `turns` in the tiny tokenizers' ChatML template (written out: a template render per turn is slow), labels on the answers only"
@@ -261,6 +275,11 @@ def _greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_token
         outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
     model.train()
     return outs
+
+def _line_sep(rec:dict) -> str:
+    "What joins the keys and values of a `copy_facts` line: ': ' or ' '"
+    line = rec['question'].split(chr(10), 1)[0]
+    return ': ' if all(f'{k}: {v}' in line for k, v in zip(rec['meta']['keys'], rec['meta']['values'])) else ' '
 
 def _ask(rec:dict, key:str) -> str:
     "The record's `Pseudo-text:` line with the question for `key`"
@@ -288,15 +307,22 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
                max_steps:int=2000, batch_size:int=32, learning_rate:float=3e-3,
                eval_every:int=500, # held-out scores every N steps (and at the end)
                n_train:int=20000, n_heldout:int=200, vocab_size:int=2048,
+               lesson_steps:int=0, # steps of the repeat lesson alone (`repeat_batch` over the tokenizer's ordinary tokens) first; part of `max_steps`
+               mix_lesson:bool=False, # after them, every other step is a lesson step
+               lesson_batch:int=64, # sequences per lesson step
+               line_sep:str|None=None, # keep only the lines whose keys and values are joined by this (' ' or ': '; None: all)
                seed:int=0, threads:int=1, show_progress:bool=True) -> list[dict]:
     "Train a tiny Qwen3 on `copy_facts` (answer-only loss, AdamW, warm-up then cosine to 10 %); `COPY_CURVE_COLUMNS` rows"
     work = Path(work)
-    train_recs = [r for _, r in read_jsonl(generate_suite('copy_facts', work/'train', n_train, seed=seed, split='train', workers=1, show_progress=False))]
-    heldout = [r for _, r in read_jsonl(generate_suite('copy_facts', work/'val', n_heldout, seed=seed, split='val', workers=1, show_progress=False))]
+    suite = lambda split, n: [r for _, r in read_jsonl(generate_suite('copy_facts', work/split, n, seed=seed, split=split, workers=1, show_progress=False))
+                              if line_sep is None or _line_sep(r) == line_sep]
+    train_recs, heldout = suite('train', n_train), suite('val', n_heldout)
     texts = [t for r in train_recs for q, a in copy_turns(r) for t in (q, a)]
     raw = build_tiny_llm(work/'raw', texts, seed=seed, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
                          intermediate_size=2 * hidden_size, overwrite=True)
     model, tok = load_backbone(name_or_path=str(raw), kind='llm')
+    pool, end = torch.tensor([i for i in range(len(tok)) if i not in set(tok.all_special_ids)]), tok.convert_tokens_to_ids('<|im_end|>')
+    rep_ids, rep_lab = repeat_batch(torch.Generator().manual_seed(seed + 1), 200, pool, sep=end)
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     try:
         gen = torch.Generator().manual_seed(seed)
@@ -307,20 +333,25 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
         model.train(); rows, t0 = [], time.perf_counter()
         bar = progress(range(1, max_steps + 1), desc=f'copy {hidden_size}x{num_layers}', enabled=show_progress)
         for step in bar:
-            pick = torch.randint(len(train_recs), (batch_size,), generator=gen).tolist()
-            batch = [_chat_ids(tok, copy_turns(train_recs[i], every_key)) for i in pick]
-            width = max(len(i) for i, _ in batch)
-            ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in batch])
-            lab = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch])
-            att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
+            if step <= lesson_steps or (mix_lesson and step % 2 == 1):
+                ids, lab = repeat_batch(gen, lesson_batch, pool, sep=end); att = torch.ones_like(ids)
+            else:
+                pick = torch.randint(len(train_recs), (batch_size,), generator=gen).tolist()
+                batch = [_chat_ids(tok, copy_turns(train_recs[i], every_key)) for i in pick]
+                width = max(len(i) for i, _ in batch)
+                ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in batch])
+                lab = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch])
+                att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
             loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
             opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
             bar.set_postfix(loss=f'{loss.item():.3f}')
             if step % eval_every == 0 or step == max_steps:
                 train_s = time.perf_counter() - t0
-                rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, step=step, train_s=round(train_s, 1),
-                                 **_copy_scores(model, tok, heldout), random_fact=sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout),
-                                 loss=round(loss.item(), 4)))
+                with torch.no_grad(): got = model(input_ids=rep_ids).logits[:, :-1].argmax(-1); want = rep_lab[:, 1:]; on = want != -100
+                rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, lesson_steps=lesson_steps, line_sep=line_sep,
+                                 step=step, train_s=round(train_s, 1), **_copy_scores(model, tok, heldout),
+                                 random_fact=sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout),
+                                 repeat_accuracy=round((got[on] == want[on]).float().mean().item(), 4), loss=round(loss.item(), 4)))
                 t0 = time.perf_counter() - train_s  # evaluation time is not training time
     finally: torch.set_num_threads(old_threads)
     return rows
@@ -347,17 +378,6 @@ def recall_batch(gen:torch.Generator, batch_size:int, n_pairs:int, n_keys:int=64
     ids = torch.cat([torch.stack(facts, 2).reshape(batch_size, -1), torch.ones(batch_size, 1, dtype=torch.long), keys.gather(1, ask),
                      (extra + torch.arange(gap)).expand(batch_size, gap), vals.gather(1, ask)], 1)
     labels = torch.full_like(ids, -100); labels[:, -1] = ids[:, -1]
-    return ids, labels
-
-# %% ../nbs/57_pretrain_llm.ipynb #d7b2a311
-def repeat_batch(gen:torch.Generator, batch_size:int, n_tokens:int, # tokens 2 … n_tokens + 1 are drawn (token 1 is `|`)
-                 lengths:tuple=(4, 16), # the range of L, inclusive, one L per batch
-                ) -> tuple:
-    "`(ids, labels)` of repeated random sequences `x1 … xL | x1 … xL`, labels on the second copy after its first token"
-    L = int(torch.randint(lengths[0], lengths[1] + 1, (1,), generator=gen))
-    x = torch.randint(n_tokens, (batch_size, L), generator=gen) + 2
-    ids = torch.cat([x, torch.ones(batch_size, 1, dtype=torch.long), x], 1)
-    labels = torch.full_like(ids, -100); labels[:, L + 2:] = ids[:, L + 2:]
     return ids, labels
 
 # %% ../nbs/57_pretrain_llm.ipynb #d7b2a304
