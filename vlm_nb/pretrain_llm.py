@@ -24,8 +24,8 @@ from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, S
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
            'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'RECALL_COLUMNS', 'RECALL_FILLERS',
            'solution_sample', 'math_data', 'math_accuracy', 'math_spec', 'ensure_math_llm', 'list_models',
-           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns', 'repeat_batch', 'copy_curve', 'recall_batch',
-           'recall_curve']
+           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns', 'repeat_batch', 'repeat_accuracy',
+           'copy_curve', 'recall_batch', 'recall_curve']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
 MATH_LLM_DIR = 'data/models/tiny-qwen3-math'
@@ -249,6 +249,12 @@ def repeat_batch(gen:torch.Generator, batch_size:int,
     labels = torch.full_like(ids, -100); labels[:, L + 2:] = ids[:, L + 2:]
     return ids, labels
 
+@torch.no_grad()
+def repeat_accuracy(model, ids, labels) -> float:
+    "Share of the labelled tokens of `repeat_batch` sequences that `model` predicts (greedy)"
+    got = model(input_ids=ids).logits[:, :-1].argmax(-1); want = labels[:, 1:]; on = want != -100
+    return round((got[on] == want[on]).float().mean().item(), 4)
+
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
 COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'lesson_steps', 'line_sep', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi',
                       'anls', 'other_fact', 'same_answer', 'random_fact', 'repeat_accuracy')
@@ -347,11 +353,10 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
             bar.set_postfix(loss=f'{loss.item():.3f}')
             if step % eval_every == 0 or step == max_steps:
                 train_s = time.perf_counter() - t0
-                with torch.no_grad(): got = model(input_ids=rep_ids).logits[:, :-1].argmax(-1); want = rep_lab[:, 1:]; on = want != -100
                 rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, lesson_steps=lesson_steps, line_sep=line_sep,
                                  step=step, train_s=round(train_s, 1), **_copy_scores(model, tok, heldout),
                                  random_fact=sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout),
-                                 repeat_accuracy=round((got[on] == want[on]).float().mean().item(), 4), loss=round(loss.item(), 4)))
+                                 repeat_accuracy=repeat_accuracy(model, rep_ids, rep_lab), loss=round(loss.item(), 4)))
                 t0 = time.perf_counter() - train_s  # evaluation time is not training time
     finally: torch.set_num_threads(old_threads)
     return rows
@@ -411,14 +416,12 @@ def recall_curve(n_pairs:int=6, # facts per sequence (`random` = 1 / n_pairs)
             opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
             if step % eval_every == 0 or step == max_steps:
                 train_s = time.perf_counter() - t0
-                with torch.no_grad():
-                    hit = (model(input_ids=held_ids[:, :-1]).logits[:, -1].argmax(-1) == held_ids[:, -1]).float().tolist()
-                    rep = model(input_ids=rep_ids).logits[:, :-1].argmax(-1); want = rep_lab[:, 1:]; on = want != -100
+                with torch.no_grad(): hit = (model(input_ids=held_ids[:, :-1]).logits[:, -1].argmax(-1) == held_ids[:, -1]).float().tolist()
                 lo, hi = bootstrap_ci(hit)
                 rows.append(dict(n_pairs=n_pairs, asked=asked, gap=gap, key_sep=key_sep, lesson_steps=lesson_steps, mix_lesson=mix_lesson, rope_theta=rope_theta,
                                  hidden_size=hidden_size, num_layers=num_layers, learning_rate=learning_rate, step=step, train_s=round(train_s, 1),
                                  accuracy=sum(hit) / len(hit), accuracy_lo=lo, accuracy_hi=hi, random=1 / n_pairs,
-                                 repeat_accuracy=round((rep[on] == want[on]).float().mean().item(), 4), loss=round(loss.item(), 4)))
+                                 repeat_accuracy=repeat_accuracy(model, rep_ids, rep_lab), loss=round(loss.item(), 4)))
                 t0 = time.perf_counter() - train_s
     finally: torch.set_num_threads(old_threads)
     return rows
