@@ -4,10 +4,11 @@
 
 # %% ../nbs/56_pretrain.ipynb #bac3d9aa
 from __future__ import annotations
-import hashlib, json, shutil, time
+import hashlib, json, random, shutil, time
 from pathlib import Path
 import string
-from .records import atomic_dir, atomic_write_json, read_csv, progress
+import torch
+from .records import atomic_dir, atomic_write_json, read_csv, read_jsonl, progress
 from .config import load_config, save_config
 from .data.schema import Sample, read_samples
 from .data.synth import (generate_suite, suite, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
@@ -21,17 +22,18 @@ from .eval.matrix import Method, evaluate_dataset, make_method
 
 # %% auto #0
 __all__ = ['BASE_DIR', 'PRETRAIN_MIX', 'PRETRAIN_VAL', 'PRETRAIN_TRAIN', 'IMAGE_DROPOUT', 'TRANSCRIPT_P', 'TRANSCRIPT_CHARS',
-           'TRANSCRIPT_SUITES', 'BASE_WORKERS', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS', 'READ_PROMPT', 'CTC_CHARS',
-           'COPY_KEYS', 'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'READER_DIR', 'READER_BUILD', 'READER_SCORES',
-           'pretrain_suites', 'ImageDropout', 'transcript_line', 'sample_transcript', 'TranscriptContext',
-           'word_line_image', 'read_line_image', 'make_read_line', 'patch_columns', 'ctc_greedy', 'ctc_warmup',
-           'make_copy_facts', 'pretrain_hooks', 'pretrain_worker', 'train_base', 'base_spec', 'spec_hash',
-           'replaced_dir', 'existing_base', 'save_build', 'ensure_base_model', 'base_info', 'transcript_method',
-           'base_accuracy', 'base_scores', 'ensure_reader_model']
+           'TRANSCRIPT_SUITES', 'BASE_WORKERS', 'LANGUAGE_LESSON', 'TRANSCRIPT_LABEL', 'READ_PX', 'READ_WORDS',
+           'READ_PROMPT', 'CTC_CHARS', 'COPY_KEYS', 'SPEC_TRAIN_KEYS', 'LOCAL_METHODS', 'SCORE_VAL', 'READER_DIR',
+           'READER_BUILD', 'READER_SCORES', 'pretrain_suites', 'ImageDropout', 'transcript_line', 'sample_transcript',
+           'TranscriptContext', 'word_line_image', 'read_line_image', 'make_read_line', 'patch_columns', 'ctc_greedy',
+           'ctc_warmup', 'make_copy_facts', 'copy_turns', 'repeat_batch', 'repeat_accuracy', 'lesson_pool', 'chat_ids',
+           'greedy_answers', 'language_lesson', 'RepeatLesson', 'pretrain_hooks', 'pretrain_worker', 'train_base',
+           'base_spec', 'spec_hash', 'replaced_dir', 'existing_base', 'save_build', 'ensure_base_model', 'base_info',
+           'transcript_method', 'base_accuracy', 'base_scores', 'ensure_reader_model']
 
 # %% ../nbs/56_pretrain.ipynb #ab3427d8
 BASE_DIR = 'data/models/tiny-qwen3-vl-base'
-PRETRAIN_MIX = {'screens': 500, 'charts': 500, 'infographics': 500, 'vov': 4000}  # train items per suite
+PRETRAIN_MIX = {'screens': 500, 'charts': 500, 'infographics': 500, 'vov': 4000, 'copy_facts': 1000}  # train items per suite
 PRETRAIN_VAL = {'screens': 40, 'charts': 40, 'infographics': 40, 'vov': 300}  # held-out items per suite
 PRETRAIN_TRAIN = dict(max_steps=900, batch_size=16, learning_rate=3e-3, warmup_steps=20, sampling_alpha=1.0)  # `train` keys
 IMAGE_DROPOUT = 0.15  # share of training examples shown without their image
@@ -39,6 +41,9 @@ TRANSCRIPT_P = 0.8  # share of document-suite training examples whose prompt sta
 TRANSCRIPT_CHARS = 128  # transcript cut, as `r3.max_context_chars`
 TRANSCRIPT_SUITES = ('screens', 'charts', 'infographics')  # datasets whose `meta.text` is shown as a transcript
 BASE_WORKERS = 2  # processes that pre-train the base (DDP over gloo): both cores of the 2-core machines it is built on
+LANGUAGE_LESSON = dict(items=20000, steps=4000, lesson_steps=1000, batch_size=32, lesson_batch=64, learning_rate=3e-3,
+                       check_every=250, check_items=100, stop_at=0.9,
+                       keep_every=2, keep_batch=32)  # `language_lesson` before the images on `items` copy_facts lines, stopped once `check_items` held-out lines are copied at `stop_at`; then `RepeatLesson` every `keep_every` steps
 
 # %% ../nbs/56_pretrain.ipynb #8bad8894
 def pretrain_suites(data_dir, # image root of the generated suites
@@ -216,13 +221,144 @@ def make_copy_facts(index, rng, split, out_dir, image_prefix):
     q = f"{TRANSCRIPT_LABEL}{line}\nWhat is the {keys[j]}?"
     return [synth_sample('copy_facts', split, index, 0, q, vals[j], 'text', None, keys=keys, values=vals)]
 
+# %% ../nbs/56_pretrain.ipynb #e1a0c002
+def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.values`)
+               every_key:bool=True, # ask every key in turn (False: the suite's question alone)
+               shuffle:bool=True, # ask the other keys in an order drawn from the record's id (False: line order)
+              ) -> list[tuple[str, str]]:
+    "`(user text, answer)` chat turns: the suite's question first, then (`every_key`) the line's other keys"
+    meta = rec.get('meta') or {}
+    keys, values = meta.get('keys'), meta.get('values')
+    asked = rec.get('question', '').rsplit('What is the ', 1)[-1].rstrip('?')
+    if not keys or not values or len(keys) != len(values) or rec.get('answer') not in values or asked not in keys:
+        raise ValueError(f"record {rec.get('id')!r}: expected a copy_facts record (question 'What is the <key>?', "
+                         f"meta.keys and meta.values holding the key and its answer)")
+    turns = [(rec['question'], rec['answer'])]
+    rest = [(f'What is the {k}?', v) for k, v in zip(keys, values) if k != asked] if every_key else []
+    if shuffle: random.Random(str(rec.get('id'))).shuffle(rest)
+    return turns + rest
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c005
+def repeat_batch(gen:torch.Generator, batch_size:int,
+                 tokens, # int n: tokens 2 … n + 1 are drawn; or a 1-D tensor of the token ids to draw from (a tokenizer's)
+                 lengths:tuple=(4, 16), # the range of L, inclusive, one L per batch
+                 sep:int=1, # the token between the copies (`|`)
+                ) -> tuple:
+    "`(ids, labels)` of repeated random sequences `x1 … xL | x1 … xL`, labels on the second copy after its first token"
+    L = int(torch.randint(lengths[0], lengths[1] + 1, (1,), generator=gen))
+    pool = torch.arange(2, tokens + 2) if isinstance(tokens, int) else torch.as_tensor(tokens)
+    x = pool[torch.randint(len(pool), (batch_size, L), generator=gen)]
+    ids = torch.cat([x, torch.full((batch_size, 1), sep, dtype=torch.long), x], 1)
+    labels = torch.full_like(ids, -100); labels[:, L + 2:] = ids[:, L + 2:]
+    return ids, labels
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c007
+@torch.no_grad()
+def repeat_accuracy(model, ids, labels) -> float:
+    "Share of the labelled tokens of `repeat_batch` sequences that `model` predicts (greedy)"
+    got = model(input_ids=ids).logits[:, :-1].argmax(-1); want = labels[:, 1:]; on = want != -100
+    return round((got[on] == want[on]).float().mean().item(), 4)
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c009
+def lesson_pool(tok) -> tuple:
+    "`(token ids, separator id)` of the repeat lesson: the tokenizer's tokens that are not special (nor vision) tokens, and `<|im_end|>`"
+    special = set(tok.all_special_ids)
+    return torch.tensor([i for i in range(len(tok)) if i not in special]), tok.convert_tokens_to_ids('<|im_end|>')
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c011
+def chat_ids(tok, turns:list) -> tuple[list, list]:
+    "Token ids of `turns` in the tiny tokenizers' ChatML template (written out: a template render per turn is slow), labels on the answers only"
+    ids, labels = [], []
+    for q, a in turns:
+        prompt = tok(f'<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n', add_special_tokens=False)['input_ids']
+        ids += prompt; labels += [-100] * len(prompt)
+        ans = tok(f'{a}<|im_end|>\n', add_special_tokens=False)['input_ids']
+        ids += ans; labels += ans
+    return ids, labels
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c019
+@torch.no_grad()
+def greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_tokens:int=16) -> list[str]:
+    "Greedy answers (stripped) to single-turn `questions`, in the tokenizer's chat template"
+    model.eval(); tok.padding_side = 'left'; end = tok.convert_tokens_to_ids('<|im_end|>'); outs = []
+    for i in range(0, len(questions), batch_size):
+        prompts = [tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
+                   for q in questions[i:i + batch_size]]
+        enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=end)
+        outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
+    model.train()
+    return outs
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c014
+def language_lesson(model, tok, # a causal LM or VLM (trained in place, text only) and its tokenizer
+                    recs:list, # `copy_facts` records (`copy_turns`)
+                    steps:int, # optimizer steps in all, the lesson's included
+                    lesson_steps:int=0, # repeat-lesson steps alone first
+                    mix_lesson:bool=True, # after them, every other step is a lesson step
+                    batch_size:int=32, # chats per copy step
+                    lesson_batch:int=64, # sequences per lesson step
+                    learning_rate:float=3e-3, every_key:bool=True, seed:int=0,
+                    eval_every:int=0, on_eval=None, # `on_eval(step, train_s, loss)` every `eval_every` steps and at the last (0: never); true stops
+                    show_progress:bool=True, desc:str='language lesson',
+                   ) -> list[float]:
+    "Train `model` on the repeat lesson, then lesson and `copy_facts` chats in turn; the loss of every step"
+    import math
+    if not recs and steps > lesson_steps: raise ValueError("language_lesson: no copy_facts records for the steps after the lesson")
+    pool, end = lesson_pool(tok)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.0)
+    warm = min(50, steps)
+    shape = lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
+    model.train(); losses, t0 = [], time.perf_counter()
+    bar = progress(range(1, steps + 1), desc=desc, enabled=show_progress)
+    for step in bar:
+        if step <= lesson_steps or (mix_lesson and step % 2 == 1):
+            ids, lab = repeat_batch(gen, lesson_batch, pool, sep=end); att = torch.ones_like(ids)
+        else:
+            pick = torch.randint(len(recs), (batch_size,), generator=gen).tolist()
+            batch = [chat_ids(tok, copy_turns(recs[i], every_key)) for i in pick]
+            width = max(len(i) for i, _ in batch)
+            ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in batch])
+            lab = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch])
+            att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
+        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
+        losses.append(loss.item()); bar.set_postfix(loss=f'{losses[-1]:.3f}')
+        if on_eval and eval_every and (step % eval_every == 0 or step == steps):
+            train_s = time.perf_counter() - t0
+            if on_eval(step, train_s, losses[-1]): break
+            t0 = time.perf_counter() - train_s  # evaluation time is not training time
+    return losses
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c017
+class RepeatLesson(TrainHook):
+    "Add the repeat lesson's loss every `every`-th step"
+    def __init__(self, tokenizer:str, # folder of the tokenizer the lesson draws from (the raw model's)
+                 every:int=2, batch_size:int=32, seed:int=0):
+        from transformers import AutoTokenizer
+        if every < 1 or batch_size < 1: raise ValueError(f"RepeatLesson: every and batch_size must be at least 1, got {every} and {batch_size}")
+        self.pool, self.sep = lesson_pool(AutoTokenizer.from_pretrained(tokenizer))
+        self.every, self.batch_size, self.seed = every, batch_size, seed
+    def extra_loss(self, batch:dict, outputs, model, step:int):
+        import torch.distributed as dist
+        if step % self.every: return None
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step * 64 + rank)
+        ids, lab = repeat_batch(gen, max(1, self.batch_size // world), self.pool, sep=self.sep)
+        dev = next(model.parameters()).device
+        return {'lesson': model(input_ids=ids.to(dev), labels=lab.to(dev)).loss}
+
 # %% ../nbs/56_pretrain.ipynb #d7b2a002
 def pretrain_hooks(image_dropout:float=0.0, # `ImageDropout` share (0: no hook)
                    transcript:dict|None=None, # `TranscriptContext` keys `p`, `max_chars`, `suites` (None or p 0: no hook)
+                   lesson:dict|None=None, # `RepeatLesson` keys `tokenizer`, `every`, `batch_size`, `seed` (None: no hook)
                   ) -> list:
-    "The pre-training hooks in the build's order: image dropout, then the transcript line"
+    "The pre-training hooks in the build's order: image dropout, the transcript line, then the repeat lesson"
     tr = dict(transcript or {})
-    return ([ImageDropout(image_dropout)] if image_dropout else []) + ([TranscriptContext(**tr)] if tr.get('p') else [])
+    return (([ImageDropout(image_dropout)] if image_dropout else []) + ([TranscriptContext(**tr)] if tr.get('p') else [])
+            + ([RepeatLesson(**lesson)] if lesson else []))
 
 # %% ../nbs/56_pretrain.ipynb #d7b2a004
 def pretrain_worker(argv:list|None=None) -> int:
@@ -272,12 +408,13 @@ def base_spec(cfg, # resolved training config (its `train` section)
               vision_warmup:dict|None=None, # `ctc_warmup` settings (None: none, and the key is left out so older builds keep their spec)
               freeze_vision:bool=False, # the tower was frozen while pre-training (False: left out of the spec)
               workers:int=1, # training processes sharing each step's batch (1: left out of the spec)
+              lesson:dict|None=None, # `LANGUAGE_LESSON` settings (None: none, and the key is left out)
              ) -> dict:
     "The settings that decide a base model's weights"
     tc = cfg.train
     tr = {**dict(p=TRANSCRIPT_P, max_chars=TRANSCRIPT_CHARS, suites=list(TRANSCRIPT_SUITES)), **(transcript or {})}
     extra = {**({'vision_warmup': dict(vision_warmup)} if vision_warmup else {}), **({'freeze_vision': True} if freeze_vision else {}),
-             **({'workers': int(workers)} if workers != 1 else {})}
+             **({'workers': int(workers)} if workers != 1 else {}), **({'lesson': dict(lesson)} if lesson else {})}
     return extra | dict(mix=dict(mix), seed=seed, build=dict(build), specials=list(SPECIAL_TOKENS), image_dropout=image_dropout,
                 transcript=dict(p=float(tr['p']), max_chars=int(tr['max_chars']), suites=list(tr['suites'])),
                 train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]})
@@ -368,16 +505,18 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       vision_warmup:dict|None=None, # `ctc_warmup` keys (steps, batch_size, learning_rate): teach the tower to spell lines first
                       freeze_vision:bool=False, # keep the vision tower fixed while pre-training (the projector still learns)
                       nproc:int=BASE_WORKERS, # training processes (DDP on CPU) sharing each step's `batch_size` samples; part of the spec
+                      lesson:dict|None=LANGUAGE_LESSON, # `LANGUAGE_LESSON` keys (missing ones from it): the language model's copying lesson first, in this process on `threads × nproc` threads (None: none)
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"
     cfg = cfg if cfg is not None else load_config('tiny')
     seed = cfg.run.seed if seed is None else int(seed)
     mix, build, train = dict(PRETRAIN_MIX if mix is None else mix), dict(build or {}), dict(train or {})
+    lesson = {**LANGUAGE_LESSON, **lesson} if lesson is not None else None
     out, work = Path(out_dir), Path(work_dir) if work_dir else Path(cfg.data.root)/'pretrain'
     show = bool(cfg.run.progress)
     data_dir, run_dir = work/'data', work/'run'
     probe = _train_cfg(cfg, work/'raw', [], data_dir, run_dir, seed, train, show)
-    spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars), vision_warmup, freeze_vision, nproc)
+    spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars), vision_warmup, freeze_vision, nproc, lesson)
     tr = TranscriptContext(transcript_p, transcript_chars, spec['transcript']['suites'])
     score_counts = SCORE_VAL if score_counts is None else score_counts
     if existing_base(out, spec, force):
@@ -385,20 +524,27 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
         return out
     times, t0 = {}, time.perf_counter()
     files = pretrain_suites(data_dir, mix, seed, 'train', workers, show)
+    lines, held = ([[r for _, r in read_jsonl(generate_suite('copy_facts', work/'lesson', lesson[n], seed=seed, split=split, workers=workers,
+                                                                show_progress=show))] for split, n in (('train', 'items'), ('val', 'check_items'))]
+                   if lesson else ([], []))
     times['data_s'] = time.perf_counter() - t0; t0 = time.perf_counter()
-    texts = list(sample_texts(*files))
+    texts = list(sample_texts(*files)) + [t for r in lines for qa in copy_turns(r) for t in qa]
     if transcript_p:  # the tokenizer also learns the transcript lines it will read
         texts += [l for f in files for s in read_samples(f) for l in [transcript_line(sample_transcript(s, tr.suites), tr.max_chars)] if l]
     raw = build_tiny_vlm(work/'raw', texts, seed=seed, overwrite=True, **build)
     times['build_s'] = time.perf_counter() - t0; t0 = time.perf_counter()
     if vision_warmup: _warm_tower(raw, vision_warmup, seed, show, threads, work/'vision_warmup.json'); times['vision_warmup_s'] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    if lesson: _teach_language(raw, lesson, lines, held, seed, show, max(1, threads) * nproc, work/'language_lesson.json'); times['lesson_s'] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    keep = dict(tokenizer=str(raw), every=lesson['keep_every'], batch_size=lesson['keep_batch'], seed=seed) if lesson and lesson['keep_every'] else None
     shutil.rmtree(run_dir, ignore_errors=True)
     tcfg = _train_cfg(cfg, raw, files, data_dir, run_dir, seed, train, show, threads, freeze_vision=freeze_vision)
-    summary = train_base(tcfg, dict(image_dropout=image_dropout, transcript=spec['transcript']), nproc, show)
+    summary = train_base(tcfg, dict(image_dropout=image_dropout, transcript=spec['transcript'], lesson=keep), nproc, show)
     times['train_s'] = time.perf_counter() - t0
     save_build(out, summary, run_dir, spec, times, files)
     if vision_warmup: _add_record(out, vision_warmup=json.loads((work/'vision_warmup.json').read_text()))
+    if lesson: _add_record(out, language_lesson=json.loads((work/'language_lesson.json').read_text()))
     if score_counts: _record_scores(out, cfg, score_counts, work/'score', seed)
     return out
 
@@ -414,6 +560,33 @@ def _warm_tower(raw:Path, settings:dict, seed:int, show:bool, threads:int, recor
         model.save_pretrained(raw)
     finally: torch.set_num_threads(before)
     atomic_write_json(record, res)
+
+def _teach_language(raw:Path, settings:dict, lines:list, held:list, seed:int, show:bool, threads:int, record:Path):
+    "`language_lesson` the language model of the saved model in `raw` (text only) until `held` lines are copied, and save it back; the curves go to `record`"
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+    before = torch.get_num_threads()
+    if threads: torch.set_num_threads(threads)
+    try:
+        model = Qwen3VLForConditionalGeneration.from_pretrained(raw); tok = AutoProcessor.from_pretrained(raw).tokenizer
+        checks = []
+        def check(step, train_s, loss):
+            got = greedy_answers(model, tok, [r['question'] for r in held])
+            checks.append(dict(step=step, train_s=round(train_s, 1), copy_exact=sum(a == r['answer'] for a, r in zip(got, held)) / len(held)))
+            return step > settings['lesson_steps'] and checks[-1]['copy_exact'] >= settings['stop_at']
+        t0 = time.perf_counter()
+        losses = language_lesson(model, tok, lines, settings['steps'], settings['lesson_steps'], batch_size=settings['batch_size'],
+                                 lesson_batch=settings['lesson_batch'], learning_rate=settings['learning_rate'], seed=seed,
+                                 eval_every=settings['check_every'] if held else 0, on_eval=check, show_progress=show)
+        seconds = time.perf_counter() - t0
+        pool, end = lesson_pool(tok)
+        acc = repeat_accuracy(model, *repeat_batch(torch.Generator().manual_seed(seed + 1), 200, pool, sep=end))
+        model.save_pretrained(raw)
+        if checks and checks[-1]['copy_exact'] < settings['stop_at']:
+            print(f"[vlm_nb] language lesson: held-out copy {checks[-1]['copy_exact']:.2f} after {len(losses)} steps, below stop_at="
+                  f"{settings['stop_at']} (the model may still be on the random-fact plateau: another seed or more steps may help)", flush=True)
+    finally: torch.set_num_threads(before)
+    atomic_write_json(record, dict(curve=[dict(step=i + 1, loss=round(l, 4)) for i, l in enumerate(losses) if i == 0 or (i + 1) % 50 == 0 or i + 1 == len(losses)],
+                                   checks=checks, steps=len(losses), heldout_repeat_accuracy=acc, seconds=round(seconds, 2), threads=threads))
 
 def _add_record(out:Path, **keys):
     "Add `keys` to the `base_build.json` record in `out`"
@@ -520,7 +693,7 @@ READER_DIR = 'data/models/tiny-qwen3-vl-reader'
 READER_BUILD = dict(mix={'read_lines': 8000}, build={'vocab_size': 300}, image_dropout=0.0, transcript_p=0.0,
                     vision_warmup={'steps': 2000, 'batch_size': 16, 'learning_rate': 1e-3}, freeze_vision=True,
                     train={'max_steps': 3000, 'learning_rate': 1e-3, 'warmup_steps': 50},
-                    nproc=1)  # `ensure_base_model` keys (one process: the ocr study's numbers were measured on this build)
+                    nproc=1, lesson=None)  # `ensure_base_model` keys (one process: the ocr study's numbers were measured on this build)
 READER_SCORES = {'read_lines': 100}  # held-out lines scored into the record
 
 def ensure_reader_model(out_dir=READER_DIR, # folder of the reader (`model.name_or_path` points here)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/57_pretrain_llm.ipynb #6672ee21
 from __future__ import annotations
-import json, math, random, shutil, time
+import json, shutil, time
 from pathlib import Path
 import torch
 from .registry import COMMANDS
@@ -18,14 +18,14 @@ from .models.tiny import build_tiny_llm
 from .figures import bootstrap_ci
 from .eval.metrics import anls
 from .train import train as run_train
-from .pretrain import BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model, existing_base, save_build, spec_hash
+from .pretrain import (BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model,
+                             existing_base, save_build, spec_hash, copy_turns, repeat_batch, repeat_accuracy, lesson_pool, language_lesson, greedy_answers)
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
            'SCORE_KEYS', 'ZOO', 'SWEEP_COLUMNS', 'COPY_CURVE_COLUMNS', 'RECALL_COLUMNS', 'RECALL_FILLERS',
            'solution_sample', 'math_data', 'math_accuracy', 'math_spec', 'ensure_math_llm', 'list_models',
-           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_turns', 'repeat_batch', 'repeat_accuracy',
-           'copy_curve', 'recall_batch', 'recall_curve']
+           'ensure_zoo_model', 'models_main', 'math_sweep', 'copy_curve', 'recall_batch', 'recall_curve']
 
 # %% ../nbs/57_pretrain_llm.ipynb #544e0e05
 MATH_LLM_DIR = 'data/models/tiny-qwen3-math'
@@ -218,69 +218,9 @@ def math_sweep(points:list, # dicts with `hidden_size`, `num_layers`, `max_steps
                          **{f'acc_{k}': v for k, v in sc['by_family'].items()}))
     return rows
 
-# %% ../nbs/57_pretrain_llm.ipynb #c0a1e002
-def copy_turns(rec:dict, # a `copy_facts` record (its `meta.keys` and `meta.values`)
-               every_key:bool=True, # ask every key in turn (False: the suite's question alone)
-               shuffle:bool=True, # ask the other keys in an order drawn from the record's id (False: line order)
-              ) -> list[tuple[str, str]]:
-    "`(user text, answer)` chat turns: the suite's question first, then (`every_key`) the line's other keys"
-    meta = rec.get('meta') or {}
-    keys, values = meta.get('keys'), meta.get('values')
-    asked = rec.get('question', '').rsplit('What is the ', 1)[-1].rstrip('?')
-    if not keys or not values or len(keys) != len(values) or rec.get('answer') not in values or asked not in keys:
-        raise ValueError(f"record {rec.get('id')!r}: expected a copy_facts record (question 'What is the <key>?', "
-                         f"meta.keys and meta.values holding the key and its answer)")
-    turns = [(rec['question'], rec['answer'])]
-    rest = [(f'What is the {k}?', v) for k, v in zip(keys, values) if k != asked] if every_key else []
-    if shuffle: random.Random(str(rec.get('id'))).shuffle(rest)
-    return turns + rest
-
-# %% ../nbs/57_pretrain_llm.ipynb #d7b2a311
-def repeat_batch(gen:torch.Generator, batch_size:int,
-                 tokens, # int n: tokens 2 … n + 1 are drawn; or a 1-D tensor of the token ids to draw from (a tokenizer's)
-                 lengths:tuple=(4, 16), # the range of L, inclusive, one L per batch
-                 sep:int=1, # the token between the copies (`|`)
-                ) -> tuple:
-    "`(ids, labels)` of repeated random sequences `x1 … xL | x1 … xL`, labels on the second copy after its first token"
-    L = int(torch.randint(lengths[0], lengths[1] + 1, (1,), generator=gen))
-    pool = torch.arange(2, tokens + 2) if isinstance(tokens, int) else torch.as_tensor(tokens)
-    x = pool[torch.randint(len(pool), (batch_size, L), generator=gen)]
-    ids = torch.cat([x, torch.full((batch_size, 1), sep, dtype=torch.long), x], 1)
-    labels = torch.full_like(ids, -100); labels[:, L + 2:] = ids[:, L + 2:]
-    return ids, labels
-
-@torch.no_grad()
-def repeat_accuracy(model, ids, labels) -> float:
-    "Share of the labelled tokens of `repeat_batch` sequences that `model` predicts (greedy)"
-    got = model(input_ids=ids).logits[:, :-1].argmax(-1); want = labels[:, 1:]; on = want != -100
-    return round((got[on] == want[on]).float().mean().item(), 4)
-
 # %% ../nbs/57_pretrain_llm.ipynb #c0a1e004
 COPY_CURVE_COLUMNS = ('hidden_size', 'num_layers', 'every_key', 'lesson_steps', 'line_sep', 'step', 'train_s', 'exact', 'exact_lo', 'exact_hi',
                       'anls', 'other_fact', 'same_answer', 'random_fact', 'repeat_accuracy')
-
-def _chat_ids(tok, turns:list) -> tuple[list, list]:
-    "Token ids of `turns` in the tiny tokenizers' ChatML template (written out: a template render per turn is slow), labels on the answers only"
-    ids, labels = [], []
-    for q, a in turns:
-        prompt = tok(f'<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n', add_special_tokens=False)['input_ids']
-        ids += prompt; labels += [-100] * len(prompt)
-        ans = tok(f'{a}<|im_end|>\n', add_special_tokens=False)['input_ids']
-        ids += ans; labels += ans
-    return ids, labels
-
-@torch.no_grad()
-def _greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_tokens:int=16) -> list[str]:
-    "Greedy answers (stripped) to single-turn `questions`, in the tokenizer's chat template"
-    model.eval(); tok.padding_side = 'left'; end = tok.convert_tokens_to_ids('<|im_end|>'); outs = []
-    for i in range(0, len(questions), batch_size):
-        prompts = [tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
-                   for q in questions[i:i + batch_size]]
-        enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=end)
-        outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
-    model.train()
-    return outs
 
 def _line_sep(rec:dict) -> str:
     "What joins the keys and values of a `copy_facts` line: ': ' or ' '"
@@ -295,12 +235,12 @@ def _copy_scores(model, tok, heldout:list,
                  n_lines:int=50, # held-out lines whose every key is asked in turn (`same_answer`)
                  **kw) -> dict:
     "Exact match (with its bootstrap interval), ANLS, the share that copied another fact, and the share of lines answered alike whatever key is asked"
-    outs = _greedy_answers(model, tok, [r['question'] for r in heldout], **kw)
+    outs = greedy_answers(model, tok, [r['question'] for r in heldout], **kw)
     exact = [float(o == r['answer']) for r, o in zip(heldout, outs)]
     other = [float(o != r['answer'] and o in r['meta']['values']) for r, o in zip(heldout, outs)]
     lines = heldout[:n_lines]
     asks = [_ask(r, k) for r in lines for k in r['meta']['keys']]
-    answers, same, i = _greedy_answers(model, tok, asks, **kw), [], 0
+    answers, same, i = greedy_answers(model, tok, asks, **kw), [], 0
     for r in lines:
         n = len(r['meta']['keys']); same.append(float(len(set(answers[i:i + n])) == 1)); i += n
     lo, hi = bootstrap_ci(exact)
@@ -327,37 +267,16 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
     raw = build_tiny_llm(work/'raw', texts, seed=seed, vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
                          intermediate_size=2 * hidden_size, overwrite=True)
     model, tok = load_backbone(name_or_path=str(raw), kind='llm')
-    pool, end = torch.tensor([i for i in range(len(tok)) if i not in set(tok.all_special_ids)]), tok.convert_tokens_to_ids('<|im_end|>')
+    pool, end = lesson_pool(tok)
     rep_ids, rep_lab = repeat_batch(torch.Generator().manual_seed(seed + 1), 200, pool, sep=end)
+    random_fact, rows = sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout), []
+    def score(step, train_s, loss):
+        rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, lesson_steps=lesson_steps, line_sep=line_sep,
+                         step=step, train_s=round(train_s, 1), **_copy_scores(model, tok, heldout), random_fact=random_fact,
+                         repeat_accuracy=repeat_accuracy(model, rep_ids, rep_lab), loss=round(loss, 4)))
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
-    try:
-        gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-        warm = min(50, max_steps)
-        shape = lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
-        model.train(); rows, t0 = [], time.perf_counter()
-        bar = progress(range(1, max_steps + 1), desc=f'copy {hidden_size}x{num_layers}', enabled=show_progress)
-        for step in bar:
-            if step <= lesson_steps or (mix_lesson and step % 2 == 1):
-                ids, lab = repeat_batch(gen, lesson_batch, pool, sep=end); att = torch.ones_like(ids)
-            else:
-                pick = torch.randint(len(train_recs), (batch_size,), generator=gen).tolist()
-                batch = [_chat_ids(tok, copy_turns(train_recs[i], every_key)) for i in pick]
-                width = max(len(i) for i, _ in batch)
-                ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in batch])
-                lab = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch])
-                att = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
-            loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
-            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
-            bar.set_postfix(loss=f'{loss.item():.3f}')
-            if step % eval_every == 0 or step == max_steps:
-                train_s = time.perf_counter() - t0
-                rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, lesson_steps=lesson_steps, line_sep=line_sep,
-                                 step=step, train_s=round(train_s, 1), **_copy_scores(model, tok, heldout),
-                                 random_fact=sum(1 / len(r['meta']['values']) for r in heldout) / len(heldout),
-                                 repeat_accuracy=repeat_accuracy(model, rep_ids, rep_lab), loss=round(loss.item(), 4)))
-                t0 = time.perf_counter() - train_s  # evaluation time is not training time
+    try: language_lesson(model, tok, train_recs, max_steps, lesson_steps, mix_lesson, batch_size, lesson_batch, learning_rate, every_key, seed,
+                         eval_every, score, show_progress, desc=f'copy {hidden_size}x{num_layers}')
     finally: torch.set_num_threads(old_threads)
     return rows
 
