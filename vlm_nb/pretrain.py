@@ -279,15 +279,17 @@ def chat_ids(tok, turns:list) -> tuple[list, list]:
 # %% ../nbs/56_pretrain.ipynb #e1a0c019
 @torch.no_grad()
 def greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_tokens:int=16) -> list[str]:
-    "Greedy answers (stripped) to single-turn `questions`, in the tokenizer's chat template"
-    model.eval(); tok.padding_side = 'left'; end = tok.convert_tokens_to_ids('<|im_end|>'); outs = []
-    for i in range(0, len(questions), batch_size):
-        prompts = [tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
-                   for q in questions[i:i + batch_size]]
-        enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=end)
-        outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
-    model.train()
+    "Greedy answers (stripped) to single-turn `questions`, in the tokenizer's chat template (model mode and padding side are restored)"
+    mode, side, end, outs = model.training, tok.padding_side, tok.convert_tokens_to_ids('<|im_end|>'), []
+    model.eval(); tok.padding_side = 'left'
+    try:
+        for i in range(0, len(questions), batch_size):
+            prompts = [tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
+                       for q in questions[i:i + batch_size]]
+            enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=end)
+            outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
+    finally: model.train(mode); tok.padding_side = side
     return outs
 
 # %% ../nbs/56_pretrain.ipynb #e1a0c014
@@ -511,6 +513,8 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     cfg = cfg if cfg is not None else load_config('tiny')
     seed = cfg.run.seed if seed is None else int(seed)
     mix, build, train = dict(PRETRAIN_MIX if mix is None else mix), dict(build or {}), dict(train or {})
+    if lesson is not None and (unknown := sorted(set(lesson) - set(LANGUAGE_LESSON))):
+        raise ValueError(f"lesson: unknown keys {unknown}; expected some of {sorted(LANGUAGE_LESSON)}")
     lesson = {**LANGUAGE_LESSON, **lesson} if lesson is not None else None
     out, work = Path(out_dir), Path(work_dir) if work_dir else Path(cfg.data.root)/'pretrain'
     show = bool(cfg.run.progress)
