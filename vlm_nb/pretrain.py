@@ -4,7 +4,7 @@
 
 # %% ../nbs/56_pretrain.ipynb #bac3d9aa
 from __future__ import annotations
-import hashlib, json, random, shutil, time
+import contextlib, hashlib, json, random, shutil, time
 from pathlib import Path
 import string
 import torch
@@ -27,9 +27,9 @@ __all__ = ['BASE_DIR', 'PRETRAIN_MIX', 'PRETRAIN_VAL', 'PRETRAIN_TRAIN', 'IMAGE_
            'READER_BUILD', 'READER_SCORES', 'pretrain_suites', 'ImageDropout', 'transcript_line', 'sample_transcript',
            'TranscriptContext', 'word_line_image', 'read_line_image', 'make_read_line', 'patch_columns', 'ctc_greedy',
            'ctc_warmup', 'make_copy_facts', 'copy_turns', 'repeat_batch', 'repeat_accuracy', 'lesson_pool', 'chat_ids',
-           'greedy_answers', 'language_lesson', 'RepeatLesson', 'pretrain_hooks', 'pretrain_worker', 'train_base',
-           'base_spec', 'spec_hash', 'replaced_dir', 'existing_base', 'save_build', 'ensure_base_model', 'base_info',
-           'transcript_method', 'base_accuracy', 'base_scores', 'ensure_reader_model']
+           'greedy_answers', 'torch_threads', 'language_lesson', 'RepeatLesson', 'pretrain_hooks', 'pretrain_worker',
+           'train_base', 'base_spec', 'spec_hash', 'replaced_dir', 'existing_base', 'save_build', 'ensure_base_model',
+           'base_info', 'transcript_method', 'base_accuracy', 'base_scores', 'ensure_reader_model']
 
 # %% ../nbs/56_pretrain.ipynb #ab3427d8
 BASE_DIR = 'data/models/tiny-qwen3-vl-base'
@@ -291,6 +291,16 @@ def greedy_answers(model, tok, questions:list, batch_size:int=50, max_new_tokens
             outs += [o.strip() for o in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
     finally: model.train(mode); tok.padding_side = side
     return outs
+
+# %% ../nbs/56_pretrain.ipynb #e1a0c023
+@contextlib.contextmanager
+def torch_threads(n:int, # torch CPU threads inside the block (0: leave the count as it is)
+                 ):
+    "Run the block on `n` torch CPU threads, then restore the count"
+    before = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(before)
 
 # %% ../nbs/56_pretrain.ipynb #e1a0c014
 def language_lesson(model, tok, # a causal LM or VLM (trained in place, text only) and its tokenizer
@@ -554,23 +564,17 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
 
 def _warm_tower(raw:Path, settings:dict, seed:int, show:bool, threads:int, record:Path):
     "`ctc_warmup` the vision tower of the saved model in `raw` and save it back; the curve goes to `record`"
-    import torch
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
-    before = torch.get_num_threads()
-    if threads: torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         model = Qwen3VLForConditionalGeneration.from_pretrained(raw); proc = AutoProcessor.from_pretrained(raw)
         res = ctc_warmup(model, proc, seed=seed, show_progress=show, **settings)
         model.save_pretrained(raw)
-    finally: torch.set_num_threads(before)
     atomic_write_json(record, res)
 
 def _teach_language(raw:Path, settings:dict, lines:list, held:list, seed:int, show:bool, threads:int, record:Path):
     "`language_lesson` the language model of the saved model in `raw` (text only) until `held` lines are copied, and save it back; the curves go to `record`"
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
-    before = torch.get_num_threads()
-    if threads: torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         model = Qwen3VLForConditionalGeneration.from_pretrained(raw); tok = AutoProcessor.from_pretrained(raw).tokenizer
         checks = []
         def check(step, train_s, loss):
@@ -588,7 +592,6 @@ def _teach_language(raw:Path, settings:dict, lines:list, held:list, seed:int, sh
         if checks and checks[-1]['copy_exact'] < settings['stop_at']:
             print(f"[vlm_nb] language lesson: held-out copy {checks[-1]['copy_exact']:.2f} after {len(losses)} steps, below stop_at="
                   f"{settings['stop_at']} (the model may still be on the random-fact plateau: another seed or more steps may help)", flush=True)
-    finally: torch.set_num_threads(before)
     atomic_write_json(record, dict(curve=[dict(step=i + 1, loss=round(l, 4)) for i, l in enumerate(losses) if i == 0 or (i + 1) % 50 == 0 or i + 1 == len(losses)],
                                    checks=checks, steps=len(losses), heldout_repeat_accuracy=acc, seconds=round(seconds, 2), threads=threads))
 

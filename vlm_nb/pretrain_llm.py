@@ -19,7 +19,7 @@ from .figures import bootstrap_ci
 from .eval.metrics import anls
 from .train import train as run_train
 from .pretrain import (BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model,
-                             existing_base, save_build, spec_hash, copy_turns, repeat_batch, repeat_accuracy, lesson_pool, language_lesson, greedy_answers)
+                             existing_base, save_build, spec_hash, copy_turns, repeat_batch, repeat_accuracy, lesson_pool, language_lesson, greedy_answers, torch_threads)
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
@@ -274,10 +274,9 @@ def copy_curve(work, # scratch folder (suite, tokenizer and raw model)
         rows.append(dict(hidden_size=hidden_size, num_layers=num_layers, every_key=every_key, lesson_steps=lesson_steps, line_sep=line_sep,
                          step=step, train_s=round(train_s, 1), **_copy_scores(model, tok, heldout), random_fact=random_fact,
                          repeat_accuracy=repeat_accuracy(model, rep_ids, rep_lab), loss=round(loss, 4)))
-    old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
-    try: language_lesson(model, tok, train_recs, max_steps, lesson_steps, mix_lesson, batch_size, lesson_batch, learning_rate, every_key, seed,
-                         eval_every, score, show_progress, desc=f'copy {hidden_size}x{num_layers}')
-    finally: torch.set_num_threads(old_threads)
+    with torch_threads(threads):
+        language_lesson(model, tok, train_recs, max_steps, lesson_steps, mix_lesson, batch_size, lesson_batch, learning_rate, every_key, seed,
+                        eval_every, score, show_progress, desc=f'copy {hidden_size}x{num_layers}')
     return rows
 
 # %% ../nbs/57_pretrain_llm.ipynb #d7b2a302
@@ -325,9 +324,8 @@ def recall_curve(n_pairs:int=6, # facts per sequence (`random` = 1 / n_pairs)
     held_ids, _ = recall_batch(torch.Generator().manual_seed(seed + 1), n_heldout, **task)
     rep_ids, rep_lab = repeat_batch(torch.Generator().manual_seed(seed + 1), n_heldout, n_keys + n_values)
     gen, opt = torch.Generator().manual_seed(seed), torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     rows, t0 = [], time.perf_counter()
-    try:
+    with torch_threads(threads):
         for step in progress(range(1, max_steps + 1), desc=f'recall {n_pairs} pairs', enabled=show_progress):
             lesson = step <= lesson_steps or (mix_lesson and step % 2 == 1)
             ids, lab = repeat_batch(gen, batch_size, n_keys + n_values) if lesson else recall_batch(gen, batch_size, **task)
@@ -342,5 +340,4 @@ def recall_curve(n_pairs:int=6, # facts per sequence (`random` = 1 / n_pairs)
                                  accuracy=sum(hit) / len(hit), accuracy_lo=lo, accuracy_hi=hi, random=1 / n_pairs,
                                  repeat_accuracy=repeat_accuracy(model, rep_ids, rep_lab), loss=round(loss.item(), 4)))
                 t0 = time.perf_counter() - train_s
-    finally: torch.set_num_threads(old_threads)
     return rows
