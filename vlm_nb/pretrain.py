@@ -14,7 +14,7 @@ from .data.schema import Sample, read_samples
 from .data.synth import (generate_suite, suite, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
                                _ocr_token, OCR_WORDS, CODE_CHARS, SCREEN_TITLES, TOGGLE_LABELS, BUTTONS, INFO_TOPICS, INFO_SOURCES,
                                CHART_TITLES, CATEGORY_SETS)
-from .models.backbone import load_backbone
+from .models.backbone import linear_patch_embeds, load_backbone
 from .models.tiny import SPECIAL_TOKENS, build_tiny_vlm, sample_texts
 from .prompt import default_prompt
 from .train import TrainHook, train as run_train
@@ -426,7 +426,8 @@ def base_spec(cfg, # resolved training config (its `train` section)
     tc = cfg.train
     tr = {**dict(p=TRANSCRIPT_P, max_chars=TRANSCRIPT_CHARS, suites=list(TRANSCRIPT_SUITES)), **(transcript or {})}
     extra = {**({'vision_warmup': dict(vision_warmup)} if vision_warmup else {}), **({'freeze_vision': True} if freeze_vision else {}),
-             **({'workers': int(workers)} if workers != 1 else {}), **({'lesson': dict(lesson)} if lesson else {})}
+             **({'workers': int(workers)} if workers != 1 else {}), **({'lesson': dict(lesson)} if lesson else {}),
+             **({'patch_embed': 'linear'} if cfg.model.linear_patch_embed else {})}
     return extra | dict(mix=dict(mix), seed=seed, build=dict(build), specials=list(SPECIAL_TOKENS), image_dropout=image_dropout,
                 transcript=dict(p=float(tr['p']), max_chars=int(tr['max_chars']), suites=list(tr['suites'])),
                 train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]})
@@ -475,7 +476,7 @@ def _train_cfg(cfg, raw:Path, files:list, data_dir:Path, run_dir:Path, seed:int,
     with tempfile.TemporaryDirectory() as d:
         return load_config(str(save_config(cfg, Path(d)/'base.yaml')), params={
             'model.name_or_path': str(raw), 'model.kind': kind, 'model.use_lora': False, 'model.freeze_vision': freeze_vision,
-            'model.freeze_projector': False, 'model.freeze_language': False, 'model.adapter': '',
+            'model.linear_patch_embed': kind == 'vlm', 'model.freeze_projector': False, 'model.freeze_language': False, 'model.adapter': '',
             'data.image_root': str(data_dir), 'run.output_dir': str(run_dir), 'run.seed': seed, 'run.progress': show_progress,
             'train.train_jsonl': [str(f) for f in files], 'train.val_jsonl': [], 'train.backend': 'single',
             'train.resume_from': '', 'train.init_from': '', 'train.stop_after': 0, 'train.hooks': [],
@@ -567,6 +568,7 @@ def _warm_tower(raw:Path, settings:dict, seed:int, show:bool, threads:int, recor
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
     with torch_threads(threads):
         model = Qwen3VLForConditionalGeneration.from_pretrained(raw); proc = AutoProcessor.from_pretrained(raw)
+        linear_patch_embeds(model)
         res = ctc_warmup(model, proc, seed=seed, show_progress=show, **settings)
         model.save_pretrained(raw)
     atomic_write_json(record, res)

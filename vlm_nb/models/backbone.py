@@ -14,8 +14,8 @@ from ..records import atomic_dir
 # %% auto #0
 __all__ = ['DTYPES', 'PARTS', 'VISION_NAMES', 'PROJECTOR_NAMES', 'ModelCfg', 'model_cfg', 'resolve_source', 'torch_dtype',
            'part_of', 'linear_modules', 'param_summary', 'freeze_parts', 'enable_checkpointing', 'is_checkpointing',
-           'lora_target_names', 'add_lora', 'lora_modules', 'merge_lora', 'save_backbone', 'load_model',
-           'set_pixel_range', 'load_processor', 'load_backbone']
+           'linear_patch_embeds', 'lora_target_names', 'add_lora', 'lora_modules', 'merge_lora', 'save_backbone',
+           'load_model', 'set_pixel_range', 'load_processor', 'load_backbone']
 
 # %% ../../nbs/30_models.backbone.ipynb #8aedefb6
 @section('model')
@@ -32,6 +32,7 @@ class ModelCfg:
     freeze_projector: bool = False  # freeze the vision-to-language projector
     freeze_language: bool = False  # freeze the language model (embeddings, layers, head)
     gradient_checkpointing: bool = False  # recompute activations in backward to save memory
+    linear_patch_embed: bool = False  # run Conv3d patch embeddings (kernel = stride) as the same linear map (`linear_patch_embeds`)
     use_lora: bool = False  # wrap the model with trainable LoRA adapters
     lora_r: int = 16  # LoRA rank
     lora_alpha: int = 32  # LoRA scaling numerator (scale = alpha / r)
@@ -152,6 +153,23 @@ def is_checkpointing(model) -> bool:
     "Whether any layer of `model` recomputes its activations in backward"
     return any(getattr(m, 'gradient_checkpointing', False) is True for m in model.modules())
 
+# %% ../../nbs/30_models.backbone.ipynb #6ea332bd
+def _patch_linear_forward(self, hidden_states):
+    import torch.nn.functional as F
+    w = self.proj.weight
+    return F.linear(hidden_states.to(w.dtype).reshape(-1, w[0].numel()), w.reshape(w.shape[0], -1), self.proj.bias)
+
+def linear_patch_embeds(model) -> int:
+    "Run every `Conv3d` patch embedding whose kernel equals its stride as the same linear map (same weights); return how many"
+    import types, torch.nn as nn
+    n = 0
+    for m in model.modules():
+        c = getattr(m, 'proj', None)
+        if (isinstance(c, nn.Conv3d) and c.kernel_size == c.stride and c.padding == (0, 0, 0) and c.dilation == (1, 1, 1)
+            and c.groups == 1 and m.forward.__func__ is type(m).forward):
+            m.forward = types.MethodType(_patch_linear_forward, m); n += 1
+    return n
+
 # %% ../../nbs/30_models.backbone.ipynb #fb282828
 def _split_target(t:str) -> tuple[str, str]:
     part, _, leaf = t.strip().rpartition(':')
@@ -256,6 +274,7 @@ def load_model(cfg=None, # `Config`, `ModelCfg` or None
         raise ConfigError(f"{src}: model.kind={mc.kind!r} cannot load a {found} checkpoint; try model.kind={other!r}") from None
     freeze_parts(model, vision=mc.freeze_vision, projector=mc.freeze_projector, language=mc.freeze_language)
     if mc.gradient_checkpointing: enable_checkpointing(model)
+    if mc.linear_patch_embed: linear_patch_embeds(model)
     if adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, resolve_source(adapter), is_trainable=mc.use_lora)
