@@ -470,13 +470,14 @@ def _train_cfg(cfg, raw:Path, files:list, data_dir:Path, run_dir:Path, seed:int,
                kind:str='vlm', # `model.kind` of the raw model
                defaults:dict|None=None, # `train` keys under `train` (None: `PRETRAIN_TRAIN`)
               freeze_vision:bool=False, # keep the vision tower (not the projector) fixed
+              linear_patch_embed:bool=False, # run the tower's patch embedding as a linear map (`model.linear_patch_embed`)
               ):
     "`cfg` with the pre-training run's model, data and training keys"
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         return load_config(str(save_config(cfg, Path(d)/'base.yaml')), params={
             'model.name_or_path': str(raw), 'model.kind': kind, 'model.use_lora': False, 'model.freeze_vision': freeze_vision,
-            'model.linear_patch_embed': kind == 'vlm', 'model.freeze_projector': False, 'model.freeze_language': False, 'model.adapter': '',
+            'model.linear_patch_embed': linear_patch_embed, 'model.freeze_projector': False, 'model.freeze_language': False, 'model.adapter': '',
             'data.image_root': str(data_dir), 'run.output_dir': str(run_dir), 'run.seed': seed, 'run.progress': show_progress,
             'train.train_jsonl': [str(f) for f in files], 'train.val_jsonl': [], 'train.backend': 'single',
             'train.resume_from': '', 'train.init_from': '', 'train.stop_after': 0, 'train.hooks': [],
@@ -519,6 +520,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
                       freeze_vision:bool=False, # keep the vision tower fixed while pre-training (the projector still learns)
                       nproc:int=BASE_WORKERS, # training processes (DDP on CPU) sharing each step's `batch_size` samples; part of the spec
                       lesson:dict|None=LANGUAGE_LESSON, # `LANGUAGE_LESSON` keys (missing ones from it): the language model's copying lesson first, in this process on `threads × nproc` threads (None: none)
+                      linear_patch_embed:bool=False, # train the tower's `Conv3d` patch embedding as the same linear map (`linear_patch_embeds`: faster, rounds differently; in the spec when True)
                      ) -> Path:
     "Pre-train the tiny VLM on the synthetic suites into `out_dir` unless it already holds this build; return `out_dir`"
     cfg = cfg if cfg is not None else load_config('tiny')
@@ -530,7 +532,7 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     out, work = Path(out_dir), Path(work_dir) if work_dir else Path(cfg.data.root)/'pretrain'
     show = bool(cfg.run.progress)
     data_dir, run_dir = work/'data', work/'run'
-    probe = _train_cfg(cfg, work/'raw', [], data_dir, run_dir, seed, train, show)
+    probe = _train_cfg(cfg, work/'raw', [], data_dir, run_dir, seed, train, show, linear_patch_embed=linear_patch_embed)
     spec = base_spec(probe, mix, seed, build, image_dropout, dict(p=transcript_p, max_chars=transcript_chars), vision_warmup, freeze_vision, nproc, lesson)
     tr = TranscriptContext(transcript_p, transcript_chars, spec['transcript']['suites'])
     score_counts = SCORE_VAL if score_counts is None else score_counts
@@ -548,13 +550,13 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
         texts += [l for f in files for s in read_samples(f) for l in [transcript_line(sample_transcript(s, tr.suites), tr.max_chars)] if l]
     raw = build_tiny_vlm(work/'raw', texts, seed=seed, overwrite=True, **build)
     times['build_s'] = time.perf_counter() - t0; t0 = time.perf_counter()
-    if vision_warmup: _warm_tower(raw, vision_warmup, seed, show, threads, work/'vision_warmup.json'); times['vision_warmup_s'] = time.perf_counter() - t0
+    if vision_warmup: _warm_tower(raw, vision_warmup, seed, show, threads, work/'vision_warmup.json', linear_patch_embed); times['vision_warmup_s'] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if lesson: _teach_language(raw, lesson, lines, held, seed, show, max(1, threads) * nproc, work/'language_lesson.json'); times['lesson_s'] = time.perf_counter() - t0
     t0 = time.perf_counter()
     keep = dict(tokenizer=str(raw), every=lesson['keep_every'], batch_size=lesson['keep_batch'], seed=seed) if lesson and lesson['keep_every'] else None
     shutil.rmtree(run_dir, ignore_errors=True)
-    tcfg = _train_cfg(cfg, raw, files, data_dir, run_dir, seed, train, show, threads, freeze_vision=freeze_vision)
+    tcfg = _train_cfg(cfg, raw, files, data_dir, run_dir, seed, train, show, threads, freeze_vision=freeze_vision, linear_patch_embed=linear_patch_embed)
     summary = train_base(tcfg, dict(image_dropout=image_dropout, transcript=spec['transcript'], lesson=keep), nproc, show)
     times['train_s'] = time.perf_counter() - t0
     save_build(out, summary, run_dir, spec, times, files)
@@ -563,12 +565,12 @@ def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_
     if score_counts: _record_scores(out, cfg, score_counts, work/'score', seed)
     return out
 
-def _warm_tower(raw:Path, settings:dict, seed:int, show:bool, threads:int, record:Path):
+def _warm_tower(raw:Path, settings:dict, seed:int, show:bool, threads:int, record:Path, linear_patch_embed:bool=False):
     "`ctc_warmup` the vision tower of the saved model in `raw` and save it back; the curve goes to `record`"
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
     with torch_threads(threads):
         model = Qwen3VLForConditionalGeneration.from_pretrained(raw); proc = AutoProcessor.from_pretrained(raw)
-        linear_patch_embeds(model)
+        if linear_patch_embed: linear_patch_embeds(model)
         res = ctc_warmup(model, proc, seed=seed, show_progress=show, **settings)
         model.save_pretrained(raw)
     atomic_write_json(record, res)
@@ -702,7 +704,7 @@ READER_DIR = 'data/models/tiny-qwen3-vl-reader'
 READER_BUILD = dict(mix={'read_lines': 8000}, build={'vocab_size': 300}, image_dropout=0.0, transcript_p=0.0,
                     vision_warmup={'steps': 2000, 'batch_size': 16, 'learning_rate': 1e-3}, freeze_vision=True,
                     train={'max_steps': 3000, 'learning_rate': 1e-3, 'warmup_steps': 50},
-                    nproc=1, lesson=None)  # `ensure_base_model` keys (one process: the ocr study's numbers were measured on this build)
+                    nproc=2, lesson=None, linear_patch_embed=True)  # `ensure_base_model` keys
 READER_SCORES = {'read_lines': 100}  # held-out lines scored into the record
 
 def ensure_reader_model(out_dir=READER_DIR, # folder of the reader (`model.name_or_path` points here)
