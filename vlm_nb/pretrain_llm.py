@@ -19,7 +19,7 @@ from .figures import bootstrap_ci
 from .eval.metrics import anls
 from .train import train as run_train
 from .pretrain import (BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model,
-                             existing_base, save_build, spec_hash, copy_turns, repeat_batch, repeat_accuracy, lesson_pool, language_lesson, greedy_answers, torch_threads)
+                             existing_base, save_build, spec_hash, train_base, BASE_WORKERS, copy_turns, repeat_batch, repeat_accuracy, lesson_pool, language_lesson, greedy_answers, torch_threads)
 
 # %% auto #0
 __all__ = ['MATH_LLM_DIR', 'MATH_TRAIN_ITEMS', 'MATH_SCORE_ITEMS', 'MATH_BUILD', 'MATH_TRAIN', 'FORMAT_TEXTS', 'FORMAT_REPEATS',
@@ -83,10 +83,12 @@ def math_accuracy(model_dir, # a saved model folder (or hub id) of a causal LM
 
 # %% ../nbs/57_pretrain_llm.ipynb #0a78562d
 def math_spec(cfg, # resolved training config (its `train` section)
-              n_train:int, seed:int, build:dict) -> dict:
+              n_train:int, seed:int, build:dict,
+              workers:int=1, # training processes sharing each step's batch (1: left out of the spec)
+             ) -> dict:
     "The settings that decide a maths LLM's weights"
     tc = cfg.train
-    return dict(kind='math_llm', suite='math', n_train=n_train, seed=seed, build=dict(build), format='gsm8k_solution',
+    return ({'workers': int(workers)} if workers != 1 else {}) | dict(kind='math_llm', suite='math', n_train=n_train, seed=seed, build=dict(build), format='gsm8k_solution',
                 format_texts=list(FORMAT_TEXTS), format_repeats=FORMAT_REPEATS,
                 train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]})
 
@@ -99,8 +101,9 @@ def ensure_math_llm(out_dir=MATH_LLM_DIR, # folder of the model (`model.name_or_
                     build:dict|None=None, # `build_tiny_llm` settings over `MATH_BUILD`
                     seed:int|None=None, # seed of data, initial weights and batches (None: `cfg.run.seed`)
                     work_dir=None, # data, raw model and training run (None: `<data.root>/pretrain_math`)
-                    threads:int=1, # torch CPU threads while training
+                    threads:int=1, # torch CPU threads while training (in each process)
                     n_score:int|None=None, # held-out problems scored into `base_build.json` (None: `MATH_SCORE_ITEMS`; 0: none)
+                    nproc:int=BASE_WORKERS, # training processes (DDP on CPU) sharing each step's `batch_size` problems; part of the spec
                    ) -> Path:
     "Pre-train the tiny maths LLM into `out_dir` unless it already holds this build; return `out_dir`"
     cfg = cfg if cfg is not None else load_config('tiny')
@@ -109,7 +112,7 @@ def ensure_math_llm(out_dir=MATH_LLM_DIR, # folder of the model (`model.name_or_
     out, work = Path(out_dir), Path(work_dir) if work_dir else Path(cfg.data.root)/'pretrain_math'
     show, run_dir = bool(cfg.run.progress), work/'run'
     tcfg = lambda raw, files, th=0: _train_cfg(cfg, raw, files, work, run_dir, seed, train, show, th, kind='llm', defaults={})
-    spec = math_spec(tcfg(work/'raw', []), n_train, seed, build)
+    spec = math_spec(tcfg(work/'raw', []), n_train, seed, build, nproc)
     n_score = MATH_SCORE_ITEMS if n_score is None else n_score
     if existing_base(out, spec, force):
         if n_score and 'scores' not in base_info(out): _score_math(out, work, n_score, seed)
@@ -120,7 +123,7 @@ def ensure_math_llm(out_dir=MATH_LLM_DIR, # folder of the model (`model.name_or_
     raw = build_tiny_llm(work/'raw', texts, seed=seed, overwrite=True, **build)
     times['data_build_s'] = time.perf_counter() - t0; t0 = time.perf_counter()
     shutil.rmtree(run_dir, ignore_errors=True)
-    summary = run_train(tcfg(raw, [tr], threads))
+    summary = train_base(tcfg(raw, [tr], threads), {}, nproc, show)
     times['train_s'] = time.perf_counter() - t0
     save_build(out, summary, run_dir, spec, times, [tr])
     if n_score: _score_math(out, work, n_score, seed)
