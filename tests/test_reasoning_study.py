@@ -19,7 +19,7 @@ def study(tmp_path_factory):
     runs = tmp_path_factory.mktemp('runs')
     root = runs/'reasoning'/'tiny-20260101-000000'  # the `<profile>-<stamp>` folder `vlm_nb reproduce` makes (`study_runs`)
     figs = tmp_path_factory.mktemp('figures')
-    # a random tiny LLM in place of the pre-trained maths LLM (data/models/tiny-qwen3-math: 6 min to build)
+    # a random tiny LLM in place of the pre-trained maths LLM (data/models/tiny-qwen3-math: about 4 min to build)
     from vlm_nb.studies.reasoning.grpo import math_family, tiny_math_llm
     d = tmp_path_factory.mktemp('base')
     base = tiny_math_llm(d/'llm', [math_family(d/'data', 48, 'train', '')], seed=0, vocab_size=400)
