@@ -17,7 +17,6 @@ from .models.backbone import load_backbone
 from .models.tiny import build_tiny_llm
 from .figures import bootstrap_ci
 from .eval.metrics import anls
-from .train import train as run_train
 from .pretrain import (BASE_DIR, READER_BUILD, READER_DIR, ensure_reader_model, SPEC_TRAIN_KEYS, _train_cfg, base_info, ensure_base_model,
                              existing_base, save_build, spec_hash, train_base, BASE_WORKERS, copy_turns, repeat_batch, repeat_accuracy, lesson_pool, language_lesson, greedy_answers, torch_threads)
 
