@@ -8,10 +8,10 @@ import contextlib, hashlib, json, random, shutil, time
 from pathlib import Path
 import string
 import torch
-from .records import atomic_dir, atomic_write_json, read_csv, read_jsonl, progress
+from .records import TRACKED_PACKAGES, atomic_dir, atomic_write_json, machine_info, package_versions, read_csv, read_jsonl, progress
 from .config import load_config, save_config
 from .data.schema import Sample, read_samples
-from .data.synth import (generate_suite, suite, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
+from .data.synth import (generate_suite, suite, suite_fingerprint, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
                                _ocr_token, OCR_WORDS, CODE_CHARS, SCREEN_TITLES, TOGGLE_LABELS, BUTTONS, INFO_TOPICS, INFO_SOURCES,
                                CHART_TITLES, CATEGORY_SETS)
 from .models.backbone import linear_patch_embeds, load_backbone
@@ -490,8 +490,7 @@ def save_build(out:Path, # the model folder to (re)place atomically
                spec:dict, times:dict, # what decides the weights, and the seconds each phase took
                files:list, # training data files
               ) -> Path:
-    "Copy the trained model into `out` with its metrics and the `base_build.json` record (spec, summary, timings, versions)"
-    import tokenizers, torch, transformers
+    "Copy the trained model into `out` with its metrics and the `base_build.json` record (spec, summary, timings, data, versions, machine)"
     ckpt = Path(summary['checkpoint'])/'model'
     with atomic_dir(out) as tmp:
         for p in ckpt.iterdir(): shutil.copy2(p, tmp/p.name)
@@ -499,7 +498,9 @@ def save_build(out:Path, # the model folder to (re)place atomically
         atomic_write_json(tmp/'base_build.json', dict(
             spec=spec, spec_sha256=spec_hash(spec), summary=summary, seconds={k: round(v, 3) for k, v in times.items()},
             train_files=[str(f) for f in files], run_dir=str(run_dir),
-            versions=dict(torch=torch.__version__, transformers=transformers.__version__, tokenizers=tokenizers.__version__)))
+            data_sha256={Path(f).name: suite_fingerprint(f, Path(f).parent) for f in files},  # JSONL and images (under the JSONL's folder)
+            versions=package_versions(TRACKED_PACKAGES + ('tokenizers',)),
+            machine=machine_info()))  # the same spec gives other weights on another CPU or with other package versions
     return Path(out)
 
 def ensure_base_model(out_dir=BASE_DIR, # folder of the base model (`model.name_or_path` points here)

@@ -140,7 +140,7 @@ def _score_math(out:Path, work:Path, n:int, seed:int):
 SCORE_KEYS = ('ocr_cer', 'copy_accuracy', 'image_gain', 'accuracy')  # headline held-out scores of the bases
 
 def list_models(root='data/models') -> list[dict]:
-    "One row per built model folder under `root`: name, kind, spec hash, build seconds and held-out scores"
+    "One row per built model folder under `root`: name, kind, spec hash, build seconds, the CPU it was built on and held-out scores"
     rows = []
     for d in sorted(p for p in Path(root).glob('*') if p.is_dir()):
         rec = next((d/f for f in ('base_build.json', 'tiny_build.json') if (d/f).exists()), None)
@@ -148,6 +148,7 @@ def list_models(root='data/models') -> list[dict]:
         info = json.loads(rec.read_text()); sc = info.get('scores', {})
         kind = info['spec'].get('kind', 'base' if rec.name == 'base_build.json' else '')
         rows.append(dict(name=d.name, kind=kind, spec_sha256=spec_hash(info['spec'])[:12], seconds=round(sum(info.get('seconds', {}).values()), 1),
+                         cpu=info.get('machine', {}).get('cpu'),  # builds on other CPUs differ (None: recorded before 2026-12-04)
                          **{k: sc[k] for k in SCORE_KEYS if k in sc}))
     return rows
 

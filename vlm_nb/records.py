@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 __all__ = ['TRACKED_PACKAGES', 'RUNNER_ENV', 'PROGRESS_ENV', 'seed_everything', 'derive_seed', 'worker_init_fn', 'default_mode',
            'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'remove_partial_writes', 'atomic_dir',
            'RecordError', 'parse_jsonl_line', 'jsonl_lines', 'read_jsonl', 'load_jsonl', 'write_jsonl', 'repair_jsonl',
-           'append_jsonl', 'file_hash', 'git_state', 'package_versions', 'process_info', 'pid_alive',
+           'append_jsonl', 'file_hash', 'git_state', 'package_versions', 'machine_info', 'process_info', 'pid_alive',
            'default_output_dir', 'runner_info', 'Run', 'start_run', 'finish_run', 'write_csv', 'read_csv',
            'write_results', 'study_root', 'stage_dir', 'profile_tag', 'study_runs', 'content_fingerprint',
            'config_identity', 'mark_run', 'run_status', 'report_progress', 'progress']
@@ -198,6 +198,18 @@ def package_versions(names=TRACKED_PACKAGES) -> dict:
         except metadata.PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/01_records.ipynb #23a0ecb7
+def machine_info() -> dict:
+    "CPU model, logical cores and the instruction set torch's CPU kernels use (what makes float results differ between machines)"
+    cpu = platform.processor() or None
+    try: cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), cpu)
+    except OSError: pass
+    try:
+        import torch
+        capability = torch.backends.cpu.get_cpu_capability()
+    except (ImportError, AttributeError): capability = None
+    return dict(cpu=cpu, cores=os.cpu_count(), torch_cpu_capability=capability)
+
 # %% ../nbs/01_records.ipynb #80a4d47d
 def _proc_stat(pid:int) -> tuple[str, str]|None:
     "State letter and start time (clock ticks after boot) of process `pid` from /proc; None when it is not there"
@@ -268,7 +280,7 @@ def start_run(cfg, # resolved `Config`
     md = dict(seed=cfg.run.seed, rank_seed=seed, rank=rank, config=cfg.to_dict(), config_hash=cfg.hash,
               config_sources=cfg.sources, data_files={str(f): file_hash(f) for f in data_files},
               git=git_state(), versions=package_versions(), **process_info(),
-              platform=platform.platform(), argv=sys.argv, start_time=_now(), end_time=None, status='running',
+              platform=platform.platform(), machine=machine_info(), argv=sys.argv, start_time=_now(), end_time=None, status='running',
               **({'runner': runner_info()} if runner_info() else {}), **(extra or {}))
     run = Run(cfg, out, md)
     if rank == 0:
