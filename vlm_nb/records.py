@@ -201,7 +201,7 @@ def package_versions(names=TRACKED_PACKAGES) -> dict:
 # %% ../nbs/01_records.ipynb #23a0ecb7
 def machine_info() -> dict:
     "CPU model, logical cores and the instruction set torch's CPU kernels use (what makes float results differ between machines)"
-    cpu = platform.processor() or None
+    cpu = platform.processor() or platform.machine() or None  # where /proc/cpuinfo names no model (macOS, many ARM boards)
     try: cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), cpu)
     except OSError: pass
     try:
