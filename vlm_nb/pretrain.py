@@ -8,7 +8,7 @@ import contextlib, hashlib, json, random, shutil, time
 from pathlib import Path
 import string
 import torch
-from .records import TRACKED_PACKAGES, atomic_dir, atomic_write_json, machine_info, package_versions, read_csv, read_jsonl, progress
+from .records import atomic_dir, atomic_write_json, machine_info, package_versions, read_csv, read_jsonl, progress
 from .config import load_config, save_config
 from .data.schema import Sample, read_samples
 from .data.synth import (generate_suite, suite, suite_fingerprint, synth_sample, save_png, image_rel, pick, pick_k, font, FAMILIES, render_lines,
@@ -499,7 +499,7 @@ def save_build(out:Path, # the model folder to (re)place atomically
             spec=spec, spec_sha256=spec_hash(spec), summary=summary, seconds={k: round(v, 3) for k, v in times.items()},
             train_files=[str(f) for f in files], run_dir=str(run_dir),
             data_sha256={Path(f).name: suite_fingerprint(f, Path(f).parent) for f in files},  # JSONL and images (under the JSONL's folder)
-            versions=package_versions(TRACKED_PACKAGES + ('tokenizers',)),
+            versions=package_versions(),
             machine=machine_info()))  # the same spec gives other weights on another CPU or with other package versions
     return Path(out)
 

@@ -87,9 +87,10 @@ def math_spec(cfg, # resolved training config (its `train` section)
              ) -> dict:
     "The settings that decide a maths LLM's weights"
     tc = cfg.train
-    return ({'workers': int(workers)} if workers != 1 else {}) | dict(kind='math_llm', suite='math', n_train=n_train, seed=seed, build=dict(build), format='gsm8k_solution',
+    return dict(kind='math_llm', suite='math', n_train=n_train, seed=seed, build=dict(build), format='gsm8k_solution',
                 format_texts=list(FORMAT_TEXTS), format_repeats=FORMAT_REPEATS,
-                train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]})
+                train={k: (list(v) if isinstance(v, tuple) else v) for k in SPEC_TRAIN_KEYS for v in [getattr(tc, k)]},
+                **({'workers': int(workers)} if workers != 1 else {}))
 
 # %% ../nbs/57_pretrain_llm.ipynb #341be0fb
 def ensure_math_llm(out_dir=MATH_LLM_DIR, # folder of the model (`model.name_or_path` points here)

@@ -186,7 +186,7 @@ def git_state(path='.') -> dict:
         return {'commit': r.stdout.strip(), 'dirty': bool(st.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired): return {'commit': None, 'dirty': None}
 
-TRACKED_PACKAGES = ('vlm_nb', 'torch', 'torchvision', 'transformers', 'peft', 'accelerate', 'deepspeed', 'numpy',
+TRACKED_PACKAGES = ('vlm_nb', 'torch', 'torchvision', 'transformers', 'tokenizers', 'peft', 'accelerate', 'deepspeed', 'numpy',
                     'faiss-cpu', 'sentence-transformers', 'open_clip_torch', 'rapidocr-onnxruntime', 'jiwer',
                     'papermill', 'nbdev', 'matplotlib', 'pillow')
 
